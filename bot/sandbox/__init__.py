@@ -1,0 +1,1 @@
+"""Local stand-ins for X and Discord, used by tests, benchmarks and `mutebot demo`."""
