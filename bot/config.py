@@ -1,0 +1,198 @@
+"""Configuration from the environment and `.env`, validated all at once (names fixed by INTERFACE.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+from dotenv import dotenv_values
+
+from bot.secrets import Secret
+
+Purpose = Literal["run", "migrate", "rotate-keys", "sync-commands", "check"]
+
+DEFAULTS: dict[str, str] = {
+    "DISCORD_API_BASE": "https://discord.com/api/v10",
+    "DISCORD_GATEWAY_URL": "wss://gateway.discord.gg/",
+    "X_API_BASE": "https://api.x.com",
+    "X_AUTHORIZE_URL": "https://x.com/i/oauth2/authorize",
+    "WEB_HOST": "127.0.0.1",
+    "WEB_PORT": "8080",
+    "DATABASE_PATH": "mutebot.sqlite3",
+    "LOG_LEVEL": "INFO",
+    "X_AUTH": "oauth2",
+    "X_MUTE_API": "v2",
+}
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """Every configuration problem found, each naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+    def render(self) -> str:
+        lines = ["mutebot: the configuration is not usable:"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        lines.append("See .env.example and the README's configuration table.")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Secrets are wrapped so that no `repr` shows them."""
+
+    discord_token: Secret | None = None
+    discord_api_base: str = DEFAULTS["DISCORD_API_BASE"]
+    discord_gateway_url: str = DEFAULTS["DISCORD_GATEWAY_URL"]
+    x_client_id: str | None = None
+    x_client_secret: Secret | None = None
+    x_api_base: str = DEFAULTS["X_API_BASE"]
+    x_authorize_url: str = DEFAULTS["X_AUTHORIZE_URL"]
+    public_base_url: str | None = None
+    web_host: str = DEFAULTS["WEB_HOST"]
+    web_port: int = 8080
+    database_path: Path = Path(DEFAULTS["DATABASE_PATH"])
+    token_encryption_keys: tuple[Secret, ...] = field(default=())
+    log_level: str = "INFO"
+    x_auth: Literal["oauth2", "oauth1"] = "oauth2"
+    x_consumer_key: str | None = None
+    x_consumer_secret: Secret | None = None
+    x_mute_api: Literal["v2", "v1.1"] = "v2"
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.public_base_url or ''}/oauth/callback"
+
+
+def read_environment(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> dict[str, str]:
+    """The process environment over `.env` in the working directory: the environment wins."""
+    path = dotenv if dotenv is not None else Path.cwd() / ".env"
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def _url(problems: list[str], name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        problems.append(f"{name}: must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return value
+
+
+def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Settings:
+    """Validate `env` for `purpose`; raise ConfigError listing every problem at once."""
+    problems: list[str] = []
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or DEFAULTS.get(name)
+
+    def required(name: str, why: str) -> str | None:
+        value = get(name)
+        if value is None:
+            problems.append(f"{name}: required {why}")
+        return value
+
+    needs_everything = purpose in ("run", "check")
+    x_auth = get("X_AUTH") or "oauth2"
+    if x_auth not in ("oauth2", "oauth1"):
+        problems.append("X_AUTH: must be `oauth2` or `oauth1`")
+        x_auth = "oauth2"
+    x_mute_api = get("X_MUTE_API") or "v2"
+    if x_mute_api not in ("v2", "v1.1"):
+        problems.append("X_MUTE_API: must be `v2` or `v1.1`")
+        x_mute_api = "v2"
+
+    discord_token = required("DISCORD_TOKEN", "to connect to Discord") if needs_everything else get(
+        "DISCORD_TOKEN"
+    )
+    if purpose == "sync-commands" and discord_token is None:
+        problems.append("DISCORD_TOKEN: required to push commands to Discord")
+
+    x_client_id = get("X_CLIENT_ID")
+    if needs_everything and x_auth == "oauth2" and x_client_id is None:
+        problems.append("X_CLIENT_ID: required with X_AUTH=oauth2 (the OAuth 2.0 client id of your X app)")
+    consumer_key, consumer_secret = get("X_CONSUMER_KEY"), get("X_CONSUMER_SECRET")
+    if needs_everything and x_auth == "oauth1":
+        if consumer_key is None:
+            problems.append("X_CONSUMER_KEY: required with X_AUTH=oauth1")
+        if consumer_secret is None:
+            problems.append("X_CONSUMER_SECRET: required with X_AUTH=oauth1")
+
+    public_base_url = get("PUBLIC_BASE_URL")
+    if public_base_url is None:
+        if needs_everything:
+            problems.append("PUBLIC_BASE_URL: required; the OAuth redirect URI is PUBLIC_BASE_URL/oauth/callback")
+    else:
+        public_base_url = _url(problems, "PUBLIC_BASE_URL", public_base_url.rstrip("/"), ("http", "https"))
+        if urlsplit(public_base_url).query or urlsplit(public_base_url).fragment:
+            problems.append("PUBLIC_BASE_URL: must not carry a query or fragment")
+
+    keys: tuple[Secret, ...] = ()
+    raw_keys = get("TOKEN_ENCRYPTION_KEY")
+    if raw_keys is None:
+        if needs_everything or purpose == "rotate-keys":
+            problems.append("TOKEN_ENCRYPTION_KEY: required; create one with `mutebot keygen`")
+    else:
+        parts = [part.strip() for part in raw_keys.split(",")]
+        for index, part in enumerate(parts, start=1):
+            try:
+                Fernet(part.encode())
+            except (ValueError, TypeError):
+                problems.append(
+                    f"TOKEN_ENCRYPTION_KEY: key {index} of {len(parts)} is not a Fernet key "
+                    "(32 url-safe base64-encoded bytes; `mutebot keygen` prints one)"
+                )
+        keys = tuple(Secret(part) for part in parts)
+
+    web_port = 8080
+    raw_port = get("WEB_PORT") or "8080"
+    if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+        problems.append("WEB_PORT: must be a port number between 1 and 65535")
+    else:
+        web_port = int(raw_port)
+
+    log_level = (get("LOG_LEVEL") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        problems.append(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}")
+        log_level = "INFO"
+
+    discord_api_base = _url(problems, "DISCORD_API_BASE", get("DISCORD_API_BASE") or "", ("http", "https"))
+    gateway = _url(problems, "DISCORD_GATEWAY_URL", get("DISCORD_GATEWAY_URL") or "", ("ws", "wss"))
+    x_api_base = _url(problems, "X_API_BASE", get("X_API_BASE") or "", ("http", "https"))
+    x_authorize_url = _url(problems, "X_AUTHORIZE_URL", get("X_AUTHORIZE_URL") or "", ("http", "https"))
+
+    if problems:
+        raise ConfigError(problems)
+
+    client_secret = get("X_CLIENT_SECRET")
+    return Settings(
+        discord_token=Secret(discord_token) if discord_token else None,
+        discord_api_base=discord_api_base.rstrip("/"),
+        discord_gateway_url=gateway,
+        x_client_id=x_client_id,
+        x_client_secret=Secret(client_secret) if client_secret else None,
+        x_api_base=x_api_base.rstrip("/"),
+        x_authorize_url=x_authorize_url,
+        public_base_url=public_base_url,
+        web_host=get("WEB_HOST") or "127.0.0.1",
+        web_port=web_port,
+        database_path=Path(get("DATABASE_PATH") or "mutebot.sqlite3"),
+        token_encryption_keys=keys,
+        log_level=log_level,
+        x_auth="oauth1" if x_auth == "oauth1" else "oauth2",
+        x_consumer_key=consumer_key,
+        x_consumer_secret=Secret(consumer_secret) if consumer_secret else None,
+        x_mute_api="v1.1" if x_mute_api == "v1.1" else "v2",
+    )

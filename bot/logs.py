@@ -1,0 +1,71 @@
+"""Logging set-up with a filter that redacts anything token-shaped before it is written."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b(bearer|bot|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 [redacted]"),
+    (
+        re.compile(
+            r"(?i)\b(access_token|refresh_token|code|code_verifier|client_secret|token|oauth_token|"
+            r"oauth_token_secret|oauth_verifier|oauth_signature|state)=([^&\s\"',;)]+)"
+        ),
+        r"\1=[redacted]",
+    ),
+    (
+        re.compile(
+            r"(?i)([\"'](?:access_token|refresh_token|code|code_verifier|client_secret|token|"
+            r"oauth_token|oauth_token_secret|oauth_verifier)[\"']\s*:\s*[\"'])([^\"']+)"
+        ),
+        r"\1[redacted]",
+    ),
+    # Fernet ciphertexts and Discord bot tokens have recognisable shapes.
+    (re.compile(r"gAAAAA[A-Za-z0-9_\-=]{20,}"), "[redacted]"),
+    (re.compile(r"[A-Za-z0-9_\-]{23,28}\.[A-Za-z0-9_\-]{6,7}\.[A-Za-z0-9_\-]{27,}"), "[redacted]"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Renders each record's message and traceback, then redacts them in place."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the record
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def setup_logging(level: str = "INFO", handler: logging.Handler | None = None) -> logging.Handler:
+    """Install one redacting handler on the root logger (replacing earlier ones of ours)."""
+    root = logging.getLogger()
+    handler = handler or logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    for existing in list(root.handlers):
+        if getattr(existing, "_mutebot", False):
+            root.removeHandler(existing)
+    handler._mutebot = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # discord.py and aiohttp are chatty at DEBUG; keep their noise at INFO unless asked.
+    for name in ("discord.gateway", "discord.http", "aiohttp.access"):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
+    return handler

@@ -1,0 +1,73 @@
+"""TokenVault: Fernet encryption of tokens at rest, with key rotation through MultiFernet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from bot.secrets import Secret
+from bot.storage import Database
+
+# Every column that holds ciphertext, so rotation cannot miss one.
+ENCRYPTED_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "linked_accounts": ("discord_user_id", ("access_token", "refresh_token", "token_secret")),
+    "oauth_states": ("state_hash", ("verifier",)),
+}
+
+
+class VaultError(Exception):
+    """A stored token could not be decrypted with any configured key."""
+
+
+class TokenVault:
+    """The first key encrypts; every key decrypts."""
+
+    def __init__(self, keys: Sequence[Secret | str]) -> None:
+        if not keys:
+            raise ValueError("TokenVault needs at least one key")
+        self._fernet = MultiFernet(
+            [Fernet((k.reveal() if isinstance(k, Secret) else k).encode()) for k in keys]
+        )
+        self.key_count = len(keys)
+
+    @staticmethod
+    def generate_key() -> str:
+        return Fernet.generate_key().decode()
+
+    def encrypt(self, plaintext: str | Secret) -> bytes:
+        value = plaintext.reveal() if isinstance(plaintext, Secret) else plaintext
+        return self._fernet.encrypt(value.encode())
+
+    def decrypt(self, ciphertext: bytes) -> Secret:
+        try:
+            return Secret(self._fernet.decrypt(ciphertext).decode())
+        except InvalidToken as exc:
+            raise VaultError("a stored token cannot be decrypted with TOKEN_ENCRYPTION_KEY") from exc
+
+    def __repr__(self) -> str:
+        return f"TokenVault(keys={self.key_count})"
+
+    async def rotate(self, db: Database) -> int:
+        """Re-encrypt every stored secret under the first key; returns how many values changed."""
+        changed = 0
+        async with db.transaction():
+            for table, (key_column, columns) in ENCRYPTED_COLUMNS.items():
+                rows = await db.fetchall(f"SELECT {key_column}, {', '.join(columns)} FROM {table}")  # noqa: S608
+                for row in rows:
+                    for column in columns:
+                        value = row[column]
+                        if value is None:
+                            continue
+                        try:
+                            rotated = self._fernet.rotate(value)
+                        except InvalidToken as exc:
+                            raise VaultError(
+                                f"{table}.{column} holds a value that no configured key decrypts"
+                            ) from exc
+                        await db.execute(
+                            f"UPDATE {table} SET {column} = ? WHERE {key_column} = ?",  # noqa: S608
+                            (rotated, row[key_column]),
+                        )
+                        changed += 1
+        return changed
