@@ -150,7 +150,7 @@ class Database:
         return None if row is None else row[0]
 
     async def ping(self) -> bool:
-        return await self.fetchval("SELECT 1") == 1
+        return bool(await self.fetchval("SELECT 1") == 1)
 
     # -- migrations ---------------------------------------------------------------------------
 

@@ -1,0 +1,401 @@
+"""Linked X accounts: the OAuth flows that create them, and credentials that stay fresh (one refresh per account)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from authlib.common.security import generate_token
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth1Client, AsyncOAuth2Client
+
+from bot.config import Settings
+from bot.errors import MutebotError, NotLinked, RelinkRequired
+from bot.secrets import Secret
+from bot.storage import Database
+from bot.vault import TokenVault
+from bot.x_client import UserAuth, XClient, XUnauthorized, XUser
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCOPES = "tweet.read users.read mute.read mute.write offline.access"
+STATE_TTL = 600.0
+REFRESH_MARGIN = 120.0
+
+
+class LinkFailed(Exception):
+    """The callback cannot link: `page` says why, in words for a person."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(page)
+        self.page = page
+
+
+@dataclass(frozen=True)
+class LinkStart:
+    url: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class LinkedAccount:
+    discord_user_id: int
+    x_user_id: str
+    x_username: str
+    x_name: str
+    x_avatar_url: str | None
+    auth_kind: str
+    scopes: str
+    linked_at: float
+    needs_relink: bool
+
+    @property
+    def url(self) -> str:
+        return f"https://x.com/{self.x_username}"
+
+
+def _hash_state(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+class AccountService:
+    """Owns linked_accounts and oauth_states; every X call on a member's behalf goes through `call`."""
+
+    def __init__(
+        self, settings: Settings, db: Database, vault: TokenVault, x: XClient,
+        *, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.vault = vault
+        self.x = x
+        self.clock = clock
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.refreshes = 0
+        self.on_linked: Callable[[int, XUser], Awaitable[None]] | None = None
+        self.on_relink_needed: Callable[[int], Awaitable[None]] | None = None
+        base = settings.x_api_base
+        self._token_url = f"{base}/2/oauth2/token"
+        self._revoke_url = f"{base}/2/oauth2/revoke"
+        self._oauth2 = AsyncOAuth2Client(
+            client_id=settings.x_client_id,
+            client_secret=settings.x_client_secret.reveal() if settings.x_client_secret else None,
+            token_endpoint_auth_method="client_secret_basic" if settings.x_client_secret else "none",
+            scope=SCOPES,
+            redirect_uri=settings.redirect_uri,
+            code_challenge_method="S256",
+            timeout=httpx.Timeout(10.0, connect=5.0),
+        )
+
+    def __repr__(self) -> str:
+        return "AccountService()"
+
+    async def aclose(self) -> None:
+        await self._oauth2.aclose()
+
+    # -- starting a link -------------------------------------------------------------------------
+
+    async def start_link(self, discord_user_id: int, guild_id: int | None) -> LinkStart:
+        """A fresh single-use state bound to the member; the verifier stays in our database."""
+        now = self.clock()
+        expires_at = now + STATE_TTL
+        if self.settings.x_auth == "oauth1":
+            return await self._start_oauth1(discord_user_id, guild_id, now, expires_at)
+        state = secrets.token_urlsafe(32)
+        verifier = generate_token(64)
+        url, _ = self._oauth2.create_authorization_url(
+            self.settings.x_authorize_url, state=state, code_verifier=verifier
+        )
+        await self.db.execute(
+            "INSERT INTO oauth_states (state_hash, discord_user_id, guild_id, auth_kind, verifier, created_at,"
+            " expires_at) VALUES (?, ?, ?, 'oauth2', ?, ?, ?)",
+            (_hash_state(state), discord_user_id, guild_id, self.vault.encrypt(verifier), now, expires_at),
+        )
+        return LinkStart(url, expires_at)
+
+    async def _start_oauth1(
+        self, discord_user_id: int, guild_id: int | None, now: float, expires_at: float
+    ) -> LinkStart:
+        async with self._oauth1_client() as client:
+            try:
+                token = await client.fetch_request_token(f"{self.settings.x_api_base}/oauth/request_token")
+            except (OAuthError, httpx.HTTPError, ValueError) as exc:
+                log.warning("OAuth 1.0a request token failed: %s", type(exc).__name__)
+                raise MutebotError("X did not start the authorization; please try `/link` again in a minute.") from exc
+            url = client.create_authorization_url(f"{self.settings.x_api_base}/oauth/authorize")
+        request_token = str(token["oauth_token"])
+        await self.db.execute(
+            "INSERT INTO oauth_states (state_hash, discord_user_id, guild_id, auth_kind, verifier, created_at,"
+            " expires_at) VALUES (?, ?, ?, 'oauth1', ?, ?, ?)",
+            (_hash_state(request_token), discord_user_id, guild_id,
+             self.vault.encrypt(str(token["oauth_token_secret"])), now, expires_at),
+        )
+        return LinkStart(str(url), expires_at)
+
+    def _oauth1_client(self, token: str | None = None, token_secret: str | None = None,
+                       verifier: str | None = None) -> AsyncOAuth1Client:
+        secret = self.settings.x_consumer_secret
+        return AsyncOAuth1Client(
+            client_id=self.settings.x_consumer_key,
+            client_secret=secret.reveal() if secret else None,
+            token=token,
+            token_secret=token_secret,
+            redirect_uri=self.settings.redirect_uri,
+            verifier=verifier,
+            timeout=httpx.Timeout(10.0, connect=5.0),
+        )
+
+    # -- completing a link (the web callback) ---------------------------------------------------
+
+    async def _claim_state(self, state: str, kind: str) -> tuple[int, Secret]:
+        """Consume the state once; explain precisely why when it cannot be used."""
+        now = self.clock()
+        state_hash = _hash_state(state)
+        row = await self.db.fetchone(
+            "SELECT discord_user_id, verifier, expires_at, used_at, auth_kind FROM oauth_states WHERE state_hash = ?",
+            (state_hash,),
+        )
+        if row is None or row["auth_kind"] != kind:
+            raise LinkFailed("This link is unknown. Start again with /link in Discord.")
+        if row["used_at"] is not None:
+            raise LinkFailed("This link was already used. If your account is not linked yet, run /link again.")
+        if row["expires_at"] <= now:
+            raise LinkFailed("This link has expired (links last 10 minutes). Run /link again in Discord.")
+        claimed = await self.db.execute(
+            "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL", (now, state_hash)
+        )
+        if claimed != 1:
+            raise LinkFailed("This link was already used. If your account is not linked yet, run /link again.")
+        return int(row["discord_user_id"]), self.vault.decrypt(row["verifier"])
+
+    async def complete_oauth2(self, state: str, code: str) -> XUser:
+        discord_user_id, verifier = await self._claim_state(state, "oauth2")
+        try:
+            token: dict[str, Any] = dict(
+                await self._oauth2.fetch_token(self._token_url, code=code, code_verifier=verifier.reveal())
+            )
+        except (OAuthError, httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("code exchange failed for a link: %s", type(exc).__name__)
+            raise LinkFailed("X did not accept this authorization (it may have expired). Run /link again.") from exc
+        access = Secret(str(token["access_token"]))
+        try:
+            user = await self.x.me(UserAuth("me", access))
+        except Exception as exc:
+            log.warning("users/me failed after a code exchange: %s", type(exc).__name__)
+            raise LinkFailed("X did not tell us which account you approved. Run /link again.") from exc
+        expires_in = token.get("expires_in")
+        await self._store_link(
+            discord_user_id, user, "oauth2", access,
+            refresh=Secret(str(token["refresh_token"])) if token.get("refresh_token") else None,
+            secret=None, scopes=str(token.get("scope", "")),
+            expires_at=self.clock() + float(expires_in) if expires_in else None,
+        )
+        return user
+
+    async def complete_oauth1(self, oauth_token: str, oauth_verifier: str) -> XUser:
+        discord_user_id, request_secret = await self._claim_state(oauth_token, "oauth1")
+        async with self._oauth1_client(oauth_token, request_secret.reveal(), oauth_verifier) as client:
+            try:
+                token = await client.fetch_access_token(f"{self.settings.x_api_base}/oauth/access_token")
+            except (OAuthError, httpx.HTTPError, ValueError) as exc:
+                log.warning("OAuth 1.0a access token failed: %s", type(exc).__name__)
+                raise LinkFailed("X did not accept this authorization. Run /link again.") from exc
+        access, secret = Secret(str(token["oauth_token"])), Secret(str(token["oauth_token_secret"]))
+        user = XUser(str(token["user_id"]), str(token["screen_name"]), str(token["screen_name"]))
+        try:
+            user = await self.x.me(self._auth1(str(token["user_id"]), access, secret))
+        except Exception as exc:  # the profile is a nicety; the ids from access_token suffice
+            log.info("users/me after OAuth 1.0a failed: %s", type(exc).__name__)
+        await self._store_link(discord_user_id, user, "oauth1", access, refresh=None, secret=secret,
+                               scopes="", expires_at=None)
+        return user
+
+    def _auth1(self, x_user_id: str, access: Secret, secret: Secret) -> UserAuth:
+        return UserAuth(x_user_id, access, secret, self.settings.x_consumer_key, self.settings.x_consumer_secret)
+
+    async def _store_link(
+        self, discord_user_id: int, user: XUser, kind: str, access: Secret, *, refresh: Secret | None,
+        secret: Secret | None, scopes: str, expires_at: float | None,
+    ) -> None:
+        previous = await self._auth_row(discord_user_id)
+        now = self.clock()
+        await self.db.execute(
+            "INSERT INTO linked_accounts (discord_user_id, x_user_id, x_username, x_name, x_avatar_url, auth_kind,"
+            " access_token, refresh_token, token_secret, scopes, expires_at, needs_relink, linked_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (discord_user_id) DO UPDATE SET"
+            " x_user_id = excluded.x_user_id, x_username = excluded.x_username, x_name = excluded.x_name,"
+            " x_avatar_url = excluded.x_avatar_url, auth_kind = excluded.auth_kind,"
+            " access_token = excluded.access_token, refresh_token = excluded.refresh_token,"
+            " token_secret = excluded.token_secret, scopes = excluded.scopes, expires_at = excluded.expires_at,"
+            " needs_relink = 0, linked_at = excluded.linked_at, updated_at = excluded.updated_at",
+            (discord_user_id, user.id, user.username, user.name, user.profile_image_url, kind,
+             self.vault.encrypt(access), self.vault.encrypt(refresh) if refresh else None,
+             self.vault.encrypt(secret) if secret else None, scopes, expires_at, now, now),
+        )
+        if previous is not None and previous[0] != access:
+            await self._revoke(previous[0], previous[1])
+        if previous is not None and previous[2] != user.id:
+            # Another X account: what we knew about the old one's mutes no longer applies.
+            await self.db.execute("DELETE FROM cached_mutes WHERE discord_user_id = ?", (discord_user_id,))
+            await self.db.execute("DELETE FROM mute_cache_state WHERE discord_user_id = ?", (discord_user_id,))
+        log.info("member %s linked X account %s", discord_user_id, user.id)
+        if self.on_linked is not None:
+            try:
+                await self.on_linked(discord_user_id, user)
+            except Exception:
+                log.exception("could not confirm a link to member %s", discord_user_id)
+
+    async def _auth_row(self, discord_user_id: int) -> tuple[Secret, str, str] | None:
+        row = await self.db.fetchone(
+            "SELECT access_token, auth_kind, x_user_id FROM linked_accounts WHERE discord_user_id = ?",
+            (discord_user_id,),
+        )
+        if row is None:
+            return None
+        return self.vault.decrypt(row["access_token"]), str(row["auth_kind"]), str(row["x_user_id"])
+
+    async def _revoke(self, token: Secret, kind: str) -> None:
+        if kind != "oauth2":
+            return  # OAuth 1.0a tokens are revoked by the member in X's settings; X offers apps no call.
+        try:
+            await self._oauth2.revoke_token(self._revoke_url, token=token.reveal(), token_type_hint="access_token")
+        except Exception as exc:
+            log.warning("revoking a token at X failed (%s); it will expire on its own", type(exc).__name__)
+
+    # -- reading and refreshing credentials ------------------------------------------------------
+
+    async def account(self, discord_user_id: int) -> LinkedAccount | None:
+        row = await self.db.fetchone(
+            "SELECT discord_user_id, x_user_id, x_username, x_name, x_avatar_url, auth_kind, scopes, linked_at,"
+            " needs_relink FROM linked_accounts WHERE discord_user_id = ?",
+            (discord_user_id,),
+        )
+        if row is None:
+            return None
+        return LinkedAccount(
+            int(row["discord_user_id"]), row["x_user_id"], row["x_username"], row["x_name"], row["x_avatar_url"],
+            row["auth_kind"], row["scopes"], float(row["linked_at"]), bool(row["needs_relink"]),
+        )
+
+    async def auth_for(self, discord_user_id: int) -> UserAuth:
+        """Usable credentials, refreshed first when they expire within REFRESH_MARGIN."""
+        row = await self._credentials_row(discord_user_id)
+        if row["expires_at"] is not None and row["expires_at"] - REFRESH_MARGIN <= self.clock():
+            return await self._refresh(discord_user_id, stale=row["access_token"])
+        return self._auth_from_row(row)
+
+    async def _credentials_row(self, discord_user_id: int) -> Any:
+        row = await self.db.fetchone(
+            "SELECT x_user_id, auth_kind, access_token, refresh_token, token_secret, expires_at, needs_relink"
+            " FROM linked_accounts WHERE discord_user_id = ?",
+            (discord_user_id,),
+        )
+        if row is None:
+            raise NotLinked()
+        if row["needs_relink"]:
+            raise RelinkRequired()
+        return row
+
+    def _auth_from_row(self, row: Any) -> UserAuth:
+        access = self.vault.decrypt(row["access_token"])
+        if row["auth_kind"] == "oauth1":
+            return self._auth1(row["x_user_id"], access, self.vault.decrypt(row["token_secret"]))
+        return UserAuth(row["x_user_id"], access)
+
+    async def _refresh(self, discord_user_id: int, *, stale: bytes) -> UserAuth:
+        """One refresh per account at a time; whoever waited behind it reuses the new token."""
+        async with self._locks[discord_user_id]:
+            row = await self._credentials_row(discord_user_id)
+            if row["access_token"] != stale:
+                return self._auth_from_row(row)  # someone refreshed while we waited
+            if row["auth_kind"] != "oauth2" or row["refresh_token"] is None:
+                await self.mark_relink(discord_user_id)
+                raise RelinkRequired()
+            refresh = self.vault.decrypt(row["refresh_token"])
+            try:
+                token: dict[str, Any] = dict(
+                    await self._oauth2.refresh_token(self._token_url, refresh_token=refresh.reveal())
+                )
+            except OAuthError as exc:
+                if exc.error == "invalid_grant":
+                    await self.mark_relink(discord_user_id)
+                    raise RelinkRequired() from exc
+                raise
+            self.refreshes += 1
+            now = self.clock()
+            access = Secret(str(token["access_token"]))
+            new_refresh = Secret(str(token["refresh_token"])) if token.get("refresh_token") else refresh
+            expires_in = token.get("expires_in")
+            # Store the new pair before anyone uses it: the old refresh token is already spent.
+            await self.db.execute(
+                "UPDATE linked_accounts SET access_token = ?, refresh_token = ?, expires_at = ?, updated_at = ?"
+                " WHERE discord_user_id = ?",
+                (self.vault.encrypt(access), self.vault.encrypt(new_refresh),
+                 now + float(expires_in) if expires_in else None, now, discord_user_id),
+            )
+            return UserAuth(row["x_user_id"], access)
+
+    async def call(self, discord_user_id: int, operation: Callable[[UserAuth], Awaitable[T]]) -> T:
+        """Run an X operation as the member; on a 401 refresh once and retry, then ask for a relink."""
+        auth = await self.auth_for(discord_user_id)
+        try:
+            return await operation(auth)
+        except XUnauthorized:
+            row = await self._credentials_row(discord_user_id)
+            if row["auth_kind"] == "oauth1":
+                await self.mark_relink(discord_user_id)
+                raise RelinkRequired() from None
+            if self.vault.decrypt(row["access_token"]) == auth.access_token:
+                auth = await self._refresh(discord_user_id, stale=row["access_token"])
+            else:
+                auth = self._auth_from_row(row)
+        try:
+            return await operation(auth)
+        except XUnauthorized:
+            await self.mark_relink(discord_user_id)
+            raise RelinkRequired() from None
+
+    async def mark_relink(self, discord_user_id: int) -> None:
+        changed = await self.db.execute(
+            "UPDATE linked_accounts SET needs_relink = 1, updated_at = ?"
+            " WHERE discord_user_id = ? AND needs_relink = 0",
+            (self.clock(), discord_user_id),
+        )
+        if changed and self.on_relink_needed is not None:
+            try:
+                await self.on_relink_needed(discord_user_id)
+            except Exception:
+                log.exception("could not tell member %s to relink", discord_user_id)
+
+    async def unlink(self, discord_user_id: int) -> LinkedAccount | None:
+        account = await self.account(discord_user_id)
+        if account is None:
+            return None
+        previous = await self._auth_row(discord_user_id)
+        async with self.db.transaction():
+            await self.db.execute("DELETE FROM linked_accounts WHERE discord_user_id = ?", (discord_user_id,))
+            await self.db.execute("DELETE FROM cached_mutes WHERE discord_user_id = ?", (discord_user_id,))
+            await self.db.execute("DELETE FROM mute_cache_state WHERE discord_user_id = ?", (discord_user_id,))
+            await self.db.execute(
+                "UPDATE actions SET status = 'cancelled', outcome = 'unlinked', updated_at = ?"
+                " WHERE discord_user_id = ? AND status IN ('pending', 'in_flight')",
+                (self.clock(), discord_user_id),
+            )
+        if previous is not None:
+            await self._revoke(previous[0], previous[1])
+        return account
+
+    async def purge_states(self) -> int:
+        """Forget authorisations that expired (or were used) more than a little while ago."""
+        return await self.db.execute(
+            "DELETE FROM oauth_states WHERE expires_at < ?", (self.clock() - 60,)
+        )

@@ -1,0 +1,70 @@
+"""Domain errors of the engine, and the one place that turns any of them into words for people."""
+
+from __future__ import annotations
+
+from bot.usernames import InvalidUsername
+from bot.x_client import (
+    XError,
+    XForbidden,
+    XInvalidRequest,
+    XRateLimited,
+    XUnauthorized,
+    XUnavailable,
+    XUsageCapped,
+    XUserNotFound,
+)
+
+
+class MutebotError(Exception):
+    """An expected failure whose message is already fit for the member."""
+
+
+class NotLinked(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("You have not linked an X account yet. Use `/link` to connect yours (it takes a minute).")
+
+
+class RelinkRequired(MutebotError):
+    def __init__(self) -> None:
+        super().__init__(
+            "X no longer accepts mutebot's access to your account (it was revoked or expired). "
+            "Use `/link` again to reconnect; your queued work waits until then."
+        )
+
+
+class NotModerator(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("Only moderators (members with the Manage Server permission) can change mute lists.")
+
+
+class GuildOnly(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("This command works inside a server, not in DMs.")
+
+
+def describe(error: BaseException) -> str:
+    """The sentence a member sees for an expected error; a generic one for anything else X said."""
+    if isinstance(error, MutebotError):
+        return str(error)
+    if isinstance(error, InvalidUsername):
+        return f"`{error.text[:100]}` is not a valid X username: {error.reason}"
+    if isinstance(error, XUserNotFound):
+        return f"There is no X account called @{error.username}. Check the spelling."
+    if isinstance(error, XRateLimited):
+        return (
+            "X's rate limit for this is used up for now. "
+            f"Try again <t:{int(error.reset_at) + 1}:R>."
+        )
+    if isinstance(error, XUsageCapped):
+        return "This X app has reached its monthly usage cap; X refuses further calls until the cap resets."
+    if isinstance(error, XUnavailable):
+        return "X is not answering right now. Nothing was changed; please try again in a minute."
+    if isinstance(error, XUnauthorized):
+        return str(RelinkRequired())
+    if isinstance(error, XForbidden):
+        return f"X refused this: {error.reason}"
+    if isinstance(error, XInvalidRequest):
+        return f"X refused the request: {error}"
+    if isinstance(error, XError):
+        return "X answered with an error. Nothing was changed; please try again later."
+    return "Something went wrong."

@@ -1,0 +1,404 @@
+"""XClient: the one async client for X API v2 (and v1.1 mutes), with typed errors and rate-limit tracking."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from bot.secrets import Secret
+
+log = logging.getLogger(__name__)
+
+DEFAULT_USER_FIELDS = ("profile_image_url",)
+LOOKUP_BATCH = 100
+
+
+# -- errors, caught by meaning ----------------------------------------------------------------
+
+
+class XError(Exception):
+    """Anything X answered that was not what we asked for."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class XUserNotFound(XError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no X account @{username}", status=200)
+        self.username = username
+
+
+class XInvalidRequest(XError):
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message, status=400)
+        self.parameter = parameter
+
+
+class XUnauthorized(XError):
+    """The token is missing, expired or revoked."""
+
+
+class XForbidden(XError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, status=403)
+        self.reason = reason
+
+
+class XRateLimited(XError):
+    def __init__(self, reset_at: float, endpoint: str) -> None:
+        super().__init__(f"rate limited on {endpoint} until {reset_at:.0f}", status=429)
+        self.reset_at = reset_at
+        self.endpoint = endpoint
+
+
+class XUsageCapped(XError):
+    """A spend cap: waiting for the rate window does not help."""
+
+
+class XUnavailable(XError):
+    """5xx or no answer in time."""
+
+
+# -- typed results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class XUser:
+    id: str
+    username: str
+    name: str
+    profile_image_url: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://x.com/{self.username}"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> XUser:
+        return cls(
+            id=str(data["id"]),
+            username=str(data.get("username") or data.get("screen_name") or ""),
+            name=str(data.get("name", "")),
+            profile_image_url=data.get("profile_image_url") or data.get("profile_image_url_https"),
+        )
+
+
+@dataclass(frozen=True)
+class MutingPage:
+    users: list[XUser]
+    includes: dict[str, Any]
+    result_count: int
+    next_token: str | None
+    previous_token: str | None
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    found: list[XUser]
+    not_found: list[str]
+
+
+# -- credentials ----------------------------------------------------------------------------------
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        yield request
+
+
+@dataclass(frozen=True)
+class UserAuth:
+    """How to act as one X user: an OAuth 2.0 bearer token, or OAuth 1.0a token + secret."""
+
+    x_user_id: str
+    access_token: Secret
+    token_secret: Secret | None = None
+    consumer_key: str | None = None
+    consumer_secret: Secret | None = None
+
+    def httpx_auth(self) -> httpx.Auth:
+        if self.token_secret is None:
+            return _Bearer(self.access_token)
+        from authlib.integrations.httpx_client import OAuth1Auth
+
+        auth: httpx.Auth = OAuth1Auth(
+            client_id=self.consumer_key,
+            client_secret=self.consumer_secret.reveal() if self.consumer_secret else None,
+            token=self.access_token.reveal(),
+            token_secret=self.token_secret.reveal(),
+        )
+        return auth
+
+    @property
+    def is_oauth1(self) -> bool:
+        return self.token_secret is not None
+
+
+# -- rate limits ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RateState:
+    limit: int
+    remaining: int
+    reset_at: float
+
+
+@dataclass
+class RateLimits:
+    """The last `x-rate-limit-*` headers per (X user, endpoint)."""
+
+    clock: Callable[[], float] = time.time
+    states: dict[tuple[str, str], RateState] = field(default_factory=dict)
+
+    def record(self, x_user_id: str, endpoint: str, headers: httpx.Headers) -> None:
+        try:
+            state = RateState(
+                limit=int(headers["x-rate-limit-limit"]),
+                remaining=int(headers["x-rate-limit-remaining"]),
+                reset_at=float(headers["x-rate-limit-reset"]),
+            )
+        except (KeyError, ValueError):
+            return
+        self.states[(x_user_id, endpoint)] = state
+
+    def get(self, x_user_id: str, endpoint: str) -> RateState | None:
+        return self.states.get((x_user_id, endpoint))
+
+    def next_allowed_at(self, x_user_id: str, endpoint: str) -> float:
+        """When a call may go out without being refused: now (0.0) unless the window is used up."""
+        state = self.states.get((x_user_id, endpoint))
+        if state is None or state.remaining > 0 or state.reset_at <= self.clock():
+            return 0.0
+        return state.reset_at
+
+
+# -- the client ------------------------------------------------------------------------------------
+
+
+def _problem_suffix(body: Any) -> str:
+    if isinstance(body, dict):
+        kind = body.get("type")
+        if isinstance(kind, str):
+            return kind.rstrip("/").rsplit("/", 1)[-1]
+    return ""
+
+
+class XClient:
+    """One shared connection pool; the user's credentials per call."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        consumer_key: str | None = None,
+        consumer_secret: Secret | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+            headers={"User-Agent": "mutebot/0.1"},
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+        self.retries = retries
+        self.rate_limits = RateLimits(clock=clock)
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
+
+    async def __aenter__(self) -> XClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"XClient({self._http.base_url!s})"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        auth: UserAuth,
+        endpoint: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        data: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one call, record its rate-limit headers, and map failures onto typed errors."""
+        idempotent = method in ("GET", "DELETE")
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    method, path, params=params, json=json, data=data, auth=auth.httpx_auth()
+                )
+            except httpx.TimeoutException as exc:
+                error: XError = XUnavailable(f"X did not answer {endpoint} in time")
+                cause: BaseException = exc
+            except httpx.TransportError as exc:
+                error, cause = XUnavailable(f"could not reach X for {endpoint}: {type(exc).__name__}"), exc
+            else:
+                self.rate_limits.record(auth.x_user_id, endpoint, response.headers)
+                if response.status_code < 500:
+                    return self._decode(response, endpoint)
+                error, cause = XUnavailable(f"X answered {response.status_code} to {endpoint}",
+                                            status=response.status_code), XError(response.text[:200])
+            if not idempotent or attempt >= self.retries:
+                raise error from cause
+            attempt += 1
+            # Jittered exponential back-off: spread retries out so a struggling X is not hammered in step.
+            await asyncio.sleep(random.uniform(0, 0.25 * 2**attempt))
+
+    def _decode(self, response: httpx.Response, endpoint: str) -> Any:
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        status = response.status_code
+        if status < 300:
+            return body
+        detail = ""
+        if isinstance(body, dict):
+            detail = str(body.get("detail") or body.get("title") or body.get("error_description") or "")
+            if not detail and isinstance(body.get("errors"), list) and body["errors"]:
+                first = body["errors"][0]
+                detail = str(first.get("message") or first.get("detail") or "")
+        if status == 429:
+            if _problem_suffix(body) == "usage-capped":
+                raise XUsageCapped(detail or "usage cap exceeded", status=429)
+            reset = response.headers.get("x-rate-limit-reset")
+            reset_at = float(reset) if reset and reset.isdigit() else time.time() + 60
+            raise XRateLimited(reset_at, endpoint)
+        if status == 401:
+            raise XUnauthorized(detail or "unauthorized", status=401)
+        if status == 403:
+            raise XForbidden(detail or "forbidden")
+        if status == 404:
+            raise XInvalidRequest(detail or "not found", None)
+        parameter = None
+        if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
+            params = body["errors"][0].get("parameters")
+            if isinstance(params, dict) and params:
+                parameter = next(iter(params))
+        raise XInvalidRequest(detail or f"X refused the request ({status})", parameter)
+
+    # -- operations -------------------------------------------------------------------------------
+
+    async def me(self, auth: UserAuth) -> XUser:
+        body = await self.request(
+            "GET", "/2/users/me", auth, "users/me", params={"user.fields": ",".join(DEFAULT_USER_FIELDS)}
+        )
+        return XUser.from_json(body["data"])
+
+    async def user_by_username(self, auth: UserAuth, username: str) -> XUser:
+        body = await self.request(
+            "GET",
+            f"/2/users/by/username/{username}",
+            auth,
+            "users/by/username",
+            params={"user.fields": ",".join(DEFAULT_USER_FIELDS)},
+        )
+        if not isinstance(body, dict) or "data" not in body:
+            raise XUserNotFound(username)
+        return XUser.from_json(body["data"])
+
+    async def users_by_usernames(self, auth: UserAuth, usernames: Sequence[str]) -> LookupResult:
+        """Batched lookup, 100 names per call; names X does not know come back in `not_found`."""
+        found: list[XUser] = []
+        not_found: list[str] = []
+        unique = list(dict.fromkeys(usernames))
+        for start in range(0, len(unique), LOOKUP_BATCH):
+            chunk = unique[start : start + LOOKUP_BATCH]
+            body = await self.request(
+                "GET",
+                "/2/users/by",
+                auth,
+                "users/by",
+                params={"usernames": ",".join(chunk), "user.fields": ",".join(DEFAULT_USER_FIELDS)},
+            )
+            data = body.get("data", []) if isinstance(body, dict) else []
+            found += [XUser.from_json(item) for item in data]
+            seen = {user.username.lower() for user in found}
+            not_found += [name for name in chunk if name.lower() not in seen]
+        return LookupResult(found, not_found)
+
+    async def mute(self, auth: UserAuth, target_user_id: str) -> bool:
+        body = await self.request(
+            "POST", f"/2/users/{auth.x_user_id}/muting", auth, "muting.post", json={"target_user_id": target_user_id}
+        )
+        return bool(body["data"]["muting"])
+
+    async def unmute(self, auth: UserAuth, target_user_id: str) -> bool:
+        body = await self.request(
+            "DELETE", f"/2/users/{auth.x_user_id}/muting/{target_user_id}", auth, "muting.delete"
+        )
+        return bool(body["data"]["muting"])
+
+    async def muting_page(
+        self,
+        auth: UserAuth,
+        *,
+        max_results: int = 1000,
+        pagination_token: str | None = None,
+        user_fields: Sequence[str] = DEFAULT_USER_FIELDS,
+        expansions: Sequence[str] = (),
+        tweet_fields: Sequence[str] = (),
+    ) -> MutingPage:
+        if not 1 <= max_results <= 1000:
+            raise XInvalidRequest("max_results must be between 1 and 1000", "max_results")
+        params = {"max_results": str(max_results)}
+        if pagination_token:
+            params["pagination_token"] = pagination_token
+        if user_fields:
+            params["user.fields"] = ",".join(user_fields)
+        if expansions:
+            params["expansions"] = ",".join(expansions)
+        if tweet_fields:
+            params["tweet.fields"] = ",".join(tweet_fields)
+        body = await self.request("GET", f"/2/users/{auth.x_user_id}/muting", auth, "muting.get", params=params)
+        meta = body.get("meta", {})
+        return MutingPage(
+            users=[XUser.from_json(item) for item in body.get("data", [])],
+            includes=body.get("includes", {}),
+            result_count=int(meta.get("result_count", 0)),
+            next_token=meta.get("next_token"),
+            previous_token=meta.get("previous_token"),
+        )
+
+    async def iter_muting(self, auth: UserAuth, *, max_results: int = 1000) -> AsyncIterator[MutingPage]:
+        token: str | None = None
+        while True:
+            page = await self.muting_page(auth, max_results=max_results, pagination_token=token)
+            yield page
+            token = page.next_token
+            if not token:
+                return
