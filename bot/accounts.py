@@ -177,6 +177,10 @@ class AccountService:
             raise LinkFailed("This link was already used. If your account is not linked yet, run /link again.")
         return int(row["discord_user_id"]), self.vault.decrypt(row["verifier"])
 
+    async def consume_state(self, state: str) -> None:
+        """Spend a state without linking (the member cancelled on X)."""
+        await self._claim_state(state, "oauth2")
+
     async def complete_oauth2(self, state: str, code: str) -> XUser:
         discord_user_id, verifier = await self._claim_state(state, "oauth2")
         try:

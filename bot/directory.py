@@ -68,7 +68,8 @@ class UserDirectory:
     async def resolve_many(self, auth: UserAuth, usernames: Sequence[str]) -> LookupResult:
         """Resolve names, asking X (100 per call) only for those not freshly cached."""
         found, missing = await self.cached(usernames)
-        ask = [name for name in dict.fromkeys(usernames) if name.lower() not in found and name.lower() not in missing]
+        unique = {name.lower(): name for name in reversed(usernames)}  # one lookup per name, whatever its case
+        ask = [name for lower, name in reversed(unique.items()) if lower not in found and lower not in missing]
         if ask:
             answer = await self.client.users_by_usernames(auth, ask)
             await self.remember(answer.found)
