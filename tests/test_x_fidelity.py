@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from xrecorded import Exchange, load_exchanges, load_openapi, shape_mismatches, x_api_dir
 
 from bot.sandbox.x_emulator import XEmulator
+from tests.xrecorded import Exchange, load_exchanges, load_openapi, shape_mismatches, x_api_dir
 
 if not (x_api_dir() / "openapi.json").exists():  # pragma: no cover - the reference folder travels separately
     pytest.skip("X API reference material not found (set MUTEBOT_SHARED)", allow_module_level=True)

@@ -24,6 +24,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
+from bot.sandbox import x_emulator_oauth1 as oauth1
+
 __all__ = ["EmulatedUser", "XEmulator", "run_sandbox"]
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -44,7 +46,17 @@ RATE_LIMITS: Mapping[str, int] = {
     "GET /2/users/me": 75,
     "GET /2/users/by": 900,
     "GET /2/users/by/username/:username": 900,
+    # v1.1 (OAuth 1.0a): X documents 15 for the GETs; the writes share v2's 50.
+    "POST /1.1/mutes/users/create.json": 50,
+    "POST /1.1/mutes/users/destroy.json": 50,
+    "GET /1.1/mutes/users/ids.json": 15,
+    "GET /1.1/mutes/users/list.json": 15,
 }
+V11_CONTENT_TYPE = "application/json;charset=utf-8"
+REQUEST_TOKEN_TTL = 900.0
+OAUTH1_TIMESTAMP_SKEW = 900.0
+# v1.1 cursors are big opaque integers at X; ours: mute sequence + this, negated for "previous".
+V11_CURSOR_BASE = 1_000_000_000_000
 
 # Every scope X's authorization server knows (openapi.json securitySchemes.OAuth2UserToken).
 KNOWN_SCOPES = frozenset(
@@ -337,14 +349,19 @@ class _Reject(Exception):
         self.response = response
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(
+    body: Any,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    content_type: str = JSON_CONTENT_TYPE,
+) -> web.Response:
     """A response encoded the way X encodes it: compact JSON, `application/json; charset=utf-8`."""
     resp = web.Response(
         status=status,
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
         headers=dict(headers or {}),
     )
-    resp.headers["Content-Type"] = JSON_CONTENT_TYPE
+    resp.headers["Content-Type"] = content_type
     return resp
 
 
@@ -359,6 +376,16 @@ def invalid_request(parameter: str, value: str, message: str) -> web.Response:
         },
         400,
     )
+
+
+def v11_error(error: tuple[int, str], status: int, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A v1.1 error: {"errors": [{"code": ..., "message": ...}]}."""
+    return json_response(oauth1.v11_errors(error), status, headers, V11_CONTENT_TYPE)
+
+
+def _form_text(body: Mapping[str, str], status: int = 200) -> web.Response:
+    # X answers the OAuth 1.0a token endpoints with a form-encoded body labelled text/html.
+    return web.Response(status=status, text=urlencode(body), content_type="text/html", charset="utf-8")
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> web.Response:
@@ -429,6 +456,9 @@ class XEmulator:
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
         self._windows: dict[tuple[str, str], _Window] = {}
+        self._request_tokens: dict[str, oauth1.RequestToken] = {}
+        self._oauth1: dict[str, oauth1.AccessCredential] = {}
+        self._nonces: dict[tuple[str, str], float] = {}
         self._runner: web.AppRunner | None = None
         for i in range(1, users + 1):
             self._seed_user(i)
@@ -515,6 +545,9 @@ class XEmulator:
         for r in self._refresh.values():
             if r.user_id == uid:
                 r.revoked = True
+        for c in self._oauth1.values():
+            if c.user_id == uid:
+                c.revoked = True
 
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far expired; refresh tokens keep working."""
@@ -525,6 +558,10 @@ class XEmulator:
     def issue_token(self, username: str, scopes: str = DEFAULT_SCOPES) -> dict[str, Any]:
         """A token response for this account as the token endpoint would give it, without the browser flow."""
         return self._grant(self.user(username).id, tuple(scopes.split()))
+
+    def issue_oauth1_token(self, username: str) -> tuple[str, str]:
+        """An OAuth 1.0a access token and secret for this account, without the three-legged flow."""
+        return self._grant_oauth1(self.user(username).id)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -620,9 +657,13 @@ class XEmulator:
         r.add_post("/2/users/{id}/muting", self._mute_user)
         r.add_get("/2/users/{id}/muting", self._list_mutes)
         r.add_delete("/2/users/{source_user_id}/muting/{target_user_id}", self._unmute_user)
-        extra = getattr(self, "_add_extra_routes", None)
-        if extra is not None:
-            extra(app)
+        r.add_post("/oauth/request_token", self._request_token)
+        r.add_get("/oauth/authorize", self._oauth1_authorize)
+        r.add_post("/oauth/access_token", self._access_token)
+        r.add_post("/1.1/mutes/users/create.json", self._v11_create)
+        r.add_post("/1.1/mutes/users/destroy.json", self._v11_destroy)
+        r.add_get("/1.1/mutes/users/ids.json", self._v11_ids)
+        r.add_get("/1.1/mutes/users/list.json", self._v11_list)
 
     @staticmethod
     def _endpoint_key(request: web.Request) -> str | None:
@@ -644,7 +685,11 @@ class XEmulator:
         path = request.path
         is_api = path.startswith(("/2/", "/1.1/"))
         if is_api and self.error_rate > 0 and self._rng.random() < self.error_rate:
-            resp: web.StreamResponse = json_response(SERVICE_UNAVAILABLE_BODY, 503)
+            resp: web.StreamResponse = (
+                v11_error((130, "Over capacity"), 503)
+                if path.startswith("/1.1/")
+                else json_response(SERVICE_UNAVAILABLE_BODY, 503)
+            )
         else:
             try:
                 resp = await handler(request)
@@ -676,33 +721,78 @@ class XEmulator:
             resp.headers.setdefault("x-content-type-options", "nosniff")
         return resp
 
-    def _authenticate(self, request: web.Request) -> Principal | None:
+    async def _authenticate(self, request: web.Request) -> Principal | tuple[int, str]:
+        """Who is calling, or the v1.1 error saying why nobody is."""
         auth = request.headers.get("Authorization", "")
         scheme, _, credentials = auth.partition(" ")
         if scheme.lower() == "bearer":
             token = self._access.get(credentials.strip())
             if token is None or token.revoked or self._clock() >= token.expires_at:
-                return None
+                return oauth1.BAD_TOKEN
             return Principal(token.user_id, token.scopes)
-        if scheme.lower() == "oauth":
-            check = getattr(self, "_authenticate_oauth1", None)
-            if check is not None:
-                principal: Principal | None = check(request)
-                return principal
-        return None
+        params = oauth1.parse_authorization(auth)
+        if params is None:
+            return (215, "Bad Authentication data.")
+        credential = self._oauth1.get(params.get("oauth_token", ""))
+        if credential is None or credential.revoked:
+            return oauth1.BAD_TOKEN
+        if not await self._signed(request, params, credential.secret):
+            return oauth1.BAD_SIGNATURE
+        return Principal(credential.user_id, None)
 
-    def _guard(self, request: web.Request, key: str, scopes: Iterable[str]) -> Principal:
+    async def _signed(self, request: web.Request, params: Mapping[str, str], token_secret: str) -> bool:
+        """Whether an OAuth 1.0a request carries a valid HMAC-SHA1 signature from our consumer, used once."""
+        timestamp, nonce = params.get("oauth_timestamp", ""), params.get("oauth_nonce", "")
+        if (
+            params.get("oauth_consumer_key") != self.consumer_key
+            or params.get("oauth_signature_method") != "HMAC-SHA1"
+            or params.get("oauth_version", "1.0") != "1.0"
+            or not timestamp.isdigit()
+            or not nonce
+            # Clients stamp requests with the wall clock, whatever clock the emulator runs on.
+            or abs(time.time() - int(timestamp)) > OAUTH1_TIMESTAMP_SKEW
+            or (nonce, timestamp) in self._nonces
+        ):
+            return False
+        pairs = [(k, v) for k, v in params.items() if k != "oauth_signature"]
+        pairs += [(k, v) for k, v in request.query.items()]
+        if request.content_type == "application/x-www-form-urlencoded":
+            pairs += [(k, v) for k, v in (await request.post()).items() if isinstance(v, str)]
+        uri = oauth1.base_string_uri(request.scheme, request.host, request.url.raw_path)
+        expected = oauth1.signature(request.method, uri, pairs, self.consumer_secret, token_secret)
+        if not hmac.compare_digest(expected, params.get("oauth_signature", "")):
+            return False
+        self._remember_nonce(nonce, timestamp)
+        return True
+
+    def _remember_nonce(self, nonce: str, timestamp: str) -> None:
+        now = time.time()
+        if len(self._nonces) > 100_000:  # forget nonces whose timestamps are too old to be accepted anyway
+            self._nonces = {k: t for k, t in self._nonces.items() if now - t <= OAUTH1_TIMESTAMP_SKEW}
+        self._nonces[(nonce, timestamp)] = now
+
+    async def _guard(self, request: web.Request, key: str, scopes: Iterable[str]) -> Principal:
         """The steps X takes before an endpoint runs: authentication, spend cap, rate limit, scopes."""
-        principal = self._authenticate(request)
-        if principal is None:
+        v11 = request.path.startswith("/1.1/")
+        principal = await self._authenticate(request)
+        if not isinstance(principal, Principal):
+            if v11:
+                raise _Reject(v11_error(principal, 400 if principal[0] == 215 else 401))
             raise _Reject(json_response(UNAUTHORIZED_BODY, 401))
         request[PRINCIPAL_KEY] = principal
         if self.usage_capped:
             raise _Reject(json_response(USAGE_CAPPED_BODY, 429, self._peek(principal.user_id, key)))
         allowed, headers = self._take(principal.user_id, key)
         if not allowed:
+            if v11:
+                raise _Reject(v11_error(oauth1.RATE_LIMITED, 429, headers))
             raise _Reject(json_response(TOO_MANY_REQUESTS_BODY, 429, headers))
         request[RATE_HEADERS_KEY] = headers
+        if v11 and principal.scopes is not None:
+            # v1.1 is OAuth 1.0a only; an OAuth 2.0 user token does not open it.
+            raise _Reject(
+                v11_error((220, "Your credentials do not allow access to this resource."), 403, headers)
+            )
         if principal.scopes is not None and not set(scopes) <= principal.scopes:
             raise _Reject(self._api_json(request, FORBIDDEN_BODY, 403))
         return principal
@@ -947,11 +1037,11 @@ class XEmulator:
     # ------------------------------------------------------------------ users
 
     async def _users_me(self, request: web.Request) -> web.Response:
-        principal = self._guard(request, "GET /2/users/me", ("tweet.read", "users.read"))
+        principal = await self._guard(request, "GET /2/users/me", ("tweet.read", "users.read"))
         return self._api_json(request, self._render_users(request, [self._users[principal.user_id]], True))
 
     async def _users_by_username(self, request: web.Request) -> web.Response:
-        self._guard(request, "GET /2/users/by/username/:username", ("tweet.read", "users.read"))
+        await self._guard(request, "GET /2/users/by/username/:username", ("tweet.read", "users.read"))
         username = request.match_info["username"]
         if not _USERNAME_RE.match(username):
             raise self._invalid(
@@ -968,7 +1058,7 @@ class XEmulator:
         return self._api_json(request, self._render_users(request, [user], True))
 
     async def _users_by(self, request: web.Request) -> web.Response:
-        self._guard(request, "GET /2/users/by", ("tweet.read", "users.read"))
+        await self._guard(request, "GET /2/users/by", ("tweet.read", "users.read"))
         raw = request.query.get("usernames")
         if raw is None:
             raise self._invalid(request, "usernames", "", "The `usernames` query parameter can not be empty")
@@ -1033,7 +1123,7 @@ class XEmulator:
         return target_id
 
     async def _mute_user(self, request: web.Request) -> web.Response:
-        principal = self._guard(
+        principal = await self._guard(
             request, "POST /2/users/:id/muting", ("tweet.read", "users.read", "mute.write")
         )
         source = self._own_id(request, principal, "id")
@@ -1055,14 +1145,16 @@ class XEmulator:
 
     async def _unmute_user(self, request: web.Request) -> web.Response:
         key = "DELETE /2/users/:source_user_id/muting/:target_user_id"
-        principal = self._guard(request, key, ("tweet.read", "users.read", "mute.write"))
+        principal = await self._guard(request, key, ("tweet.read", "users.read", "mute.write"))
         source = self._own_id(request, principal, "source_user_id")
         target = self._target(request, source, request.match_info["target_user_id"], "path parameter")
         self._mutes.get(source, {}).pop(target, None)
         return self._api_json(request, {"data": {"muting": False}})
 
     async def _list_mutes(self, request: web.Request) -> web.Response:
-        principal = self._guard(request, "GET /2/users/:id/muting", ("tweet.read", "users.read", "mute.read"))
+        principal = await self._guard(
+            request, "GET /2/users/:id/muting", ("tweet.read", "users.read", "mute.read")
+        )
         source = self._own_id(request, principal, "id")
         raw_max = request.query.get("max_results", "100")
         try:
@@ -1110,6 +1202,219 @@ class XEmulator:
                 meta["next_token"] = self._encode_cursor("n", page[-1][1])
         body["meta"] = meta
         return self._api_json(request, body)
+
+    # ------------------------------------------------------------------ OAuth 1.0a
+
+    def _grant_oauth1(self, user_id: str) -> tuple[str, str]:
+        # X's access tokens start with the account's numeric id (docs/003 tells people to read it from there).
+        token, secret = f"{user_id}-{secrets.token_urlsafe(30)}", secrets.token_urlsafe(32)
+        self._oauth1[token] = oauth1.AccessCredential(secret, user_id)
+        return token, secret
+
+    async def _request_token(self, request: web.Request) -> web.Response:
+        params = oauth1.parse_authorization(request.headers.get("Authorization", ""))
+        if params is None:
+            return v11_error((215, "Bad Authentication data."), 400)
+        if not await self._signed(request, params, ""):
+            return v11_error(oauth1.BAD_SIGNATURE, 401)
+        callback = params.get("oauth_callback") or request.query.get("oauth_callback", "")
+        if callback != "oob" and callback not in self.redirect_uris:
+            return v11_error(oauth1.CALLBACK_NOT_APPROVED, 403)
+        token = oauth1.RequestToken(
+            secrets.token_urlsafe(24), secrets.token_urlsafe(32), callback, self._clock()
+        )
+        self._request_tokens[token.token] = token
+        return _form_text(
+            {
+                "oauth_token": token.token,
+                "oauth_token_secret": token.secret,
+                "oauth_callback_confirmed": "true",
+            }
+        )
+
+    def _live_request_token(self, value: str) -> oauth1.RequestToken | None:
+        token = self._request_tokens.get(value)
+        if token is None or token.used or self._clock() - token.created_at > REQUEST_TOKEN_TTL:
+            return None
+        return token
+
+    async def _oauth1_authorize(self, request: web.Request) -> web.Response:
+        q = request.query
+        token = self._live_request_token(q.get("oauth_token", ""))
+        if token is None:
+            return _html(
+                "<h1>This page is no longer valid</h1><p>It looks like someone already used the token "
+                "information you provided, or it has expired.</p>",
+                400,
+                "Authorization error",
+            )
+        if q.get("deny"):
+            self._request_tokens.pop(token.token, None)
+            if token.callback == "oob":
+                return _html("<h1>You have not authorized the app</h1>", 200, "Authorization denied")
+            return web.Response(
+                status=302, headers={"Location": _with_query(token.callback, {"denied": token.token})}
+            )
+        login = q.get("login")
+        if login is None:
+            base = dict(q)
+            items = "".join(
+                f"<li><a href='{html.escape(_with_query(request.path, {**base, 'login': u.username}))}'>"
+                f"Authorize as @{html.escape(u.username)}</a> ({html.escape(u.name)})</li>"
+                for u in self._users.values()
+            )
+            deny = html.escape(_with_query(request.path, {**base, "deny": "1"}))
+            return _html(
+                f"<h1>Authorize {html.escape(self.consumer_key)} to use your account?</h1>"
+                f"<p>Pick the sandbox account to approve as:</p><ul>{items}</ul>"
+                f"<p><a href='{deny}'>Cancel</a></p>",
+                200,
+                "Authorize app",
+            )
+        try:
+            user = self.user(login)
+        except KeyError:
+            return _html(
+                f"<h1>No such account</h1><p>There is no sandbox account named "
+                f"<b>{html.escape(login)}</b>.</p>",
+                400,
+                "Authorization error",
+            )
+        token.user_id = user.id
+        if token.callback == "oob":
+            token.verifier = f"{secrets.randbelow(10**7):07d}"
+            return _html(f"<p>Enter this PIN to complete authorization: <code>{token.verifier}</code></p>")
+        token.verifier = secrets.token_urlsafe(24)
+        location = _with_query(token.callback, {"oauth_token": token.token, "oauth_verifier": token.verifier})
+        return web.Response(status=302, headers={"Location": location})
+
+    async def _access_token(self, request: web.Request) -> web.Response:
+        params = oauth1.parse_authorization(request.headers.get("Authorization", ""))
+        if params is None:
+            return v11_error((215, "Bad Authentication data."), 400)
+        token = self._live_request_token(params.get("oauth_token", ""))
+        if token is None:
+            return web.Response(status=401, text="Invalid request token.", content_type="text/plain")
+        if not await self._signed(request, params, token.secret):
+            return v11_error(oauth1.BAD_SIGNATURE, 401)
+        form = await request.post() if request.content_type == "application/x-www-form-urlencoded" else {}
+        verifier = (
+            params.get("oauth_verifier") or request.query.get("oauth_verifier") or form.get("oauth_verifier")
+        )
+        if token.user_id is None or token.verifier is None or verifier != token.verifier:
+            return web.Response(
+                status=401,
+                text="Error processing your OAuth request: Invalid oauth_verifier parameter",
+                content_type="text/plain",
+            )
+        token.used = True
+        access, secret = self._grant_oauth1(token.user_id)
+        user = self._users[token.user_id]
+        return _form_text(
+            {
+                "oauth_token": access,
+                "oauth_token_secret": secret,
+                "user_id": user.id,
+                "screen_name": user.username,
+            }
+        )
+
+    # ------------------------------------------------------------------ v1.1 mutes
+
+    async def _v11_params(self, request: web.Request) -> dict[str, str]:
+        params = dict(request.query)
+        if request.content_type == "application/x-www-form-urlencoded":
+            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        return params
+
+    def _v11_json(self, request: web.Request, body: Any) -> web.Response:
+        return json_response(body, 200, request.get(RATE_HEADERS_KEY), V11_CONTENT_TYPE)
+
+    def _v11_reject(self, request: web.Request, error: tuple[int, str], status: int) -> _Reject:
+        return _Reject(v11_error(error, status, request.get(RATE_HEADERS_KEY)))
+
+    async def _v11_target(self, request: web.Request, principal: Principal) -> EmulatedUser:
+        params = await self._v11_params(request)
+        if params.get("user_id"):  # user_id wins when both are given, as the reference page implies
+            target = self._users.get(params["user_id"])
+        elif params.get("screen_name"):
+            try:
+                target = self.user(params["screen_name"].lstrip("@"))
+            except KeyError:
+                target = None
+        else:
+            raise self._v11_reject(request, oauth1.MISSING_USER, 400)
+        if target is None:
+            raise self._v11_reject(request, oauth1.NO_SUCH_USER, 404)
+        if target.id == principal.user_id:
+            raise self._v11_reject(request, oauth1.MUTE_SELF, 403)
+        return target
+
+    async def _v11_create(self, request: web.Request) -> web.Response:
+        principal = await self._guard(request, "POST /1.1/mutes/users/create.json", ())
+        target = await self._v11_target(request, principal)
+        self._mute(principal.user_id, target.id)
+        return self._v11_json(request, oauth1.v11_user(target, muting=True))
+
+    async def _v11_destroy(self, request: web.Request) -> web.Response:
+        principal = await self._guard(request, "POST /1.1/mutes/users/destroy.json", ())
+        target = await self._v11_target(request, principal)
+        if self._mutes.get(principal.user_id, {}).pop(target.id, None) is None:
+            raise self._v11_reject(request, oauth1.NOT_MUTING, 403)
+        return self._v11_json(request, oauth1.v11_user(target, muting=False))
+
+    def _v11_page(self, request: web.Request, source_id: str, count: int) -> tuple[list[str], dict[str, Any]]:
+        """One cursor page of muted ids (newest first) and X's cursor fields for it."""
+        raw = request.query.get("cursor", "-1")
+        try:
+            cursor = int(raw)
+        except ValueError:
+            raise self._v11_reject(request, (44, "cursor parameter is invalid"), 400) from None
+        mutes = self._mutes.get(source_id, {})
+        ordered = sorted(mutes.items(), key=lambda kv: kv[1], reverse=True)
+        if cursor == -1 or cursor == 0:
+            page = ordered[:count] if cursor == -1 else []
+        elif cursor > 0:
+            page = [kv for kv in ordered if kv[1] < cursor - V11_CURSOR_BASE][:count]
+        else:
+            page = [kv for kv in ordered if kv[1] > -cursor - V11_CURSOR_BASE][-count:]
+        next_cursor = previous_cursor = 0
+        if page and page[-1][1] > ordered[-1][1]:
+            next_cursor = V11_CURSOR_BASE + page[-1][1]
+        if page and page[0][1] < ordered[0][1]:
+            previous_cursor = -(V11_CURSOR_BASE + page[0][1])
+        cursors = {
+            "next_cursor": next_cursor,
+            "next_cursor_str": str(next_cursor),
+            "previous_cursor": previous_cursor,
+            "previous_cursor_str": str(previous_cursor),
+        }
+        return [t for t, _ in page], cursors
+
+    @staticmethod
+    def _count(request: web.Request, default: int, maximum: int) -> int:
+        try:
+            return max(1, min(int(request.query.get("count", default)), maximum))
+        except ValueError:
+            return default
+
+    async def _v11_ids(self, request: web.Request) -> web.Response:
+        principal = await self._guard(request, "GET /1.1/mutes/users/ids.json", ())
+        ids, cursors = self._v11_page(request, principal.user_id, self._count(request, 5000, 5000))
+        stringify = request.query.get("stringify_ids", "").lower() in ("true", "1", "t")
+        return self._v11_json(request, {"ids": ids if stringify else [int(i) for i in ids], **cursors})
+
+    async def _v11_list(self, request: web.Request) -> web.Response:
+        principal = await self._guard(request, "GET /1.1/mutes/users/list.json", ())
+        ids, cursors = self._v11_page(request, principal.user_id, self._count(request, 20, 200))
+        skip_status = request.query.get("skip_status", "").lower() in ("true", "1", "t")
+        users = []
+        for uid in ids:
+            obj = oauth1.v11_user(self._users[uid], muting=True)
+            if skip_status:
+                obj.pop("status", None)
+            users.append(obj)
+        return self._v11_json(request, {"users": users, **cursors})
 
     @staticmethod
     def _encode_cursor(direction: str, seq: int) -> str:
