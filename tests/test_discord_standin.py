@@ -1,0 +1,298 @@
+"""The Discord stand-in carries a real discord.py bot through slash commands, components, DMs and RESUME."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import discord
+import discord.gateway
+import discord.http
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, point_discord_py_at
+from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS
+from bot.sandbox.discord_standin import DiscordStandIn
+from bot.sandbox.members import Attachment, CommandNotAvailable, Member
+
+
+class Counter(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=60)
+        self.count = 0
+        self.add_item(discord.ui.Button(label="Docs", url="https://example.com/docs"))
+
+    @discord.ui.button(label="Add one", custom_id="counter:add", style=discord.ButtonStyle.primary)
+    async def add(self, interaction: discord.Interaction, button: discord.ui.Button[Counter]) -> None:
+        self.count += 1
+        button.disabled = self.count >= 2
+        await interaction.response.edit_message(content=f"count {self.count}", view=self)
+
+
+class ReasonModal(discord.ui.Modal, title="Why?"):
+    reason: discord.ui.TextInput[ReasonModal] = discord.ui.TextInput(label="Reason", custom_id="reason")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"noted: {self.reason.value}", ephemeral=True)
+
+
+class SampleBot(commands.Bot):
+    def __init__(self) -> None:
+        # A low guild_ready_timeout: discord.py otherwise waits 2 s after the last GUILD_CREATE.
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(), guild_ready_timeout=0.1)
+        self.dm_errors: list[int] = []
+        self.add_commands()
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+    def add_commands(self) -> None:
+        tree = self.tree
+
+        @tree.command(description="Say hello with an embed and buttons")
+        async def hello(interaction: discord.Interaction) -> None:
+            embed = discord.Embed(title="Hello", description=f"hi {interaction.user.name}")
+            await interaction.response.send_message(embed=embed, view=Counter(), ephemeral=True)
+
+        @tree.command(description="Answer after thinking")
+        async def slow(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await asyncio.sleep(0.05)
+            await interaction.followup.send("done thinking", ephemeral=True)
+
+        @tree.command(description="Edit the deferred original")
+        async def edit(interaction: discord.Interaction) -> None:
+            await interaction.response.defer()
+            await interaction.edit_original_response(content="edited original")
+            await interaction.followup.send("and a followup")
+
+        @tree.command(description="Ask for a reason")
+        async def form(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(ReasonModal())
+
+        async def fruit_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            fruits = ["apple", "apricot", "banana"]
+            return [app_commands.Choice(name=f, value=f) for f in fruits if f.startswith(current)]
+
+        @tree.command(description="Pick a fruit")
+        @app_commands.autocomplete(fruit=fruit_choices)
+        async def pick(interaction: discord.Interaction, fruit: str, count: int = 1, fresh: bool = False) -> None:
+            await interaction.response.send_message(f"{count} {fruit} fresh={fresh}")
+
+        @tree.command(description="DM the caller")
+        async def dm(interaction: discord.Interaction) -> None:
+            view = discord.ui.View()
+            view.add_item(discord.ui.Button(label="Open", url="https://example.com/authorize"))
+            try:
+                await interaction.user.send("a private hello", view=view)
+            except discord.Forbidden as exc:
+                self.dm_errors.append(exc.code)
+                await interaction.response.send_message("your DMs are closed", view=view, ephemeral=True)
+            else:
+                await interaction.response.send_message("check your DMs", ephemeral=True)
+
+        @tree.command(description="Read an uploaded file")
+        async def upload(interaction: discord.Interaction, file: discord.Attachment) -> None:
+            data = await file.read()
+            await interaction.response.send_message(f"{file.filename}: {len(data)} bytes, first {data.splitlines()[0]!r}")
+
+        @tree.command(description="Send a CSV")
+        async def export(interaction: discord.Interaction) -> None:
+            await interaction.response.defer()
+            csv = discord.File(io.BytesIO(b"username\nalice\nbob\n"), filename="list.csv")
+            await interaction.followup.send("here it is", file=csv)
+
+        @tree.command(description="Moderators only")
+        @app_commands.default_permissions(manage_guild=True)
+        async def mod(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("hello moderator", ephemeral=True)
+
+        mutelist = app_commands.Group(name="mutelist", description="Shared mute lists")
+
+        @mutelist.command(name="add", description="Add an account")
+        async def mutelist_add(interaction: discord.Interaction, name: str, username: str) -> None:
+            await interaction.response.send_message(f"added {username} to {name}")
+
+        tree.add_command(mutelist)
+
+
+@dataclass
+class World:
+    standin: DiscordStandIn
+    bot: SampleBot
+    alice: Member
+    bob: Member
+    moderator: Member
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    standin = DiscordStandIn()
+    await standin.start()
+    guild_id = standin.add_guild("Mute Club")
+    alice = standin.add_member(guild_id, "alice")
+    bob = standin.add_member(guild_id, "bob")
+    moderator = standin.add_member(guild_id, "mod", permissions=MODERATOR_PERMISSIONS)
+    point_discord_py_at(standin.api_base, standin.gateway_url)
+    bot = SampleBot()
+    runner = asyncio.create_task(bot.start(standin.bot_token))
+    try:
+        await standin.wait_until_ready()
+        yield World(standin, bot, alice, bob, moderator)
+        assert standin.unknown_requests == []
+    finally:
+        await bot.close()
+        await runner
+        await standin.stop()
+        point_discord_py_at(DEFAULT_API_BASE, DEFAULT_GATEWAY_URL)
+
+
+async def test_point_discord_py_at_is_idempotent() -> None:
+    try:
+        for _ in range(2):
+            point_discord_py_at("http://127.0.0.1:9/api/v10/", "ws://127.0.0.1:9/gateway")
+        assert discord.http.Route.BASE == "http://127.0.0.1:9/api/v10"
+        route = discord.http.Route("POST", "/webhooks/{webhook_id}/{webhook_token}", webhook_id=1, webhook_token="t")
+        assert route.url == "http://127.0.0.1:9/api/v10/webhooks/1/t"
+        assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gateway"
+    finally:
+        point_discord_py_at(DEFAULT_API_BASE, DEFAULT_GATEWAY_URL)
+    assert discord.http.Route.BASE == DEFAULT_API_BASE
+
+
+async def test_bot_registers_commands_and_connects(world: World) -> None:
+    standin = world.standin
+    assert standin.identifies == 1
+    assert standin.command_writes == 1
+    assert {c["name"] for c in standin.commands[None]} >= {"hello", "mutelist", "pick"}
+    assert all(c["id"] for c in standin.commands[None])
+    await asyncio.wait_for(world.bot.wait_until_ready(), 5)
+    assert [g.name for g in world.bot.guilds] == ["Mute Club"]
+
+
+async def test_embed_with_buttons_and_click_edits_message(world: World) -> None:
+    reply = await world.alice.slash("hello")
+    assert reply.ephemeral
+    assert reply.embeds[0]["title"] == "Hello"
+    assert "hi alice" in reply.embeds[0]["description"]
+    assert [b["label"] for b in reply.buttons] == ["Add one", "Docs"]
+    assert reply.buttons[1]["url"] == "https://example.com/docs"
+    assert reply.ack_latency is not None and reply.latency is not None
+
+    clicked = await reply.click("Add one")
+    assert clicked.callback_type == 7
+    assert clicked.message_id == reply.message_id
+    assert reply.text == "count 1"
+    clicked = await reply.click("counter:add")
+    assert reply.text == "count 2"
+    assert reply.buttons[0]["disabled"] is True
+    assert reply.message is not None and reply.message.edits == 2
+    with pytest.raises(CommandNotAvailable, match="disabled"):
+        await reply.click("Add one")
+    with pytest.raises(CommandNotAvailable, match="link"):
+        await reply.click("Docs")
+
+
+async def test_deferred_answers_and_followups(world: World) -> None:
+    slow = await world.alice.slash("slow")
+    assert slow.text == "done thinking"
+    assert slow.ephemeral
+    assert slow.record.callback_type == 5
+    assert slow.latency is not None and slow.ack_latency is not None and slow.latency >= slow.ack_latency
+
+    edited = await world.alice.slash("edit")
+    await edited.wait_for(lambda r: len(r.followups) == 1)
+    assert edited.text == "edited original"
+    assert not edited.ephemeral
+    assert edited.followups[0].text == "and a followup"
+
+
+async def test_modal_submit(world: World) -> None:
+    reply = await world.alice.slash("form")
+    assert reply.modal is not None and reply.modal["title"] == "Why?"
+    submitted = await reply.submit({"Reason": "spam"})
+    assert submitted.text == "noted: spam"
+    assert submitted.ephemeral
+
+
+async def test_autocomplete_and_typed_options(world: World) -> None:
+    choices = await world.alice.autocomplete("pick", "fruit", "ap")
+    assert [c["value"] for c in choices] == ["apple", "apricot"]
+    reply = await world.alice.slash("pick", fruit="banana", count=3, fresh=True)
+    assert reply.text == "3 banana fresh=True"
+    with pytest.raises(CommandNotAvailable, match="takes an int"):
+        await world.alice.slash("pick", fruit="banana", count="3")
+    with pytest.raises(CommandNotAvailable, match="needs option 'fruit'"):
+        await world.alice.slash("pick")
+    with pytest.raises(CommandNotAvailable, match="not registered"):
+        await world.alice.slash("nope")
+
+
+async def test_subcommands_and_permissions(world: World) -> None:
+    reply = await world.alice.slash("mutelist add", name="spam", username="@someone")
+    assert reply.text == "added @someone to spam"
+    with pytest.raises(CommandNotAvailable, match="is a group"):
+        await world.alice.slash("mutelist")
+    with pytest.raises(CommandNotAvailable, match="lacks permissions"):
+        await world.alice.slash("mod")
+    assert (await world.moderator.slash("mod")).text == "hello moderator"
+
+
+async def test_dm_sent_and_refused(world: World) -> None:
+    reply = await world.alice.slash("dm")
+    assert reply.text == "check your DMs"
+    dms = await world.alice.dms()
+    assert [m.text for m in dms] == ["a private hello"]
+    assert dms[0].buttons[0]["url"] == "https://example.com/authorize"
+
+    world.standin.refuse_dms(world.bob.id)
+    reply = await world.bob.slash("dm")
+    assert reply.text == "your DMs are closed"
+    assert reply.buttons[0]["url"] == "https://example.com/authorize"
+    assert world.bot.dm_errors == [50007]
+    assert await world.bob.dms() == []
+
+
+async def test_attachment_option_and_file_upload(world: World) -> None:
+    upload = Attachment("list.csv", b"username\nalice\n")
+    reply = await world.moderator.slash("upload", file=upload)
+    assert reply.text == "list.csv: 15 bytes, first b'username'"
+
+    export = await world.alice.slash("export")
+    assert export.text == "here it is"
+    [attachment] = export.attachments
+    assert attachment.filename == "list.csv"
+    assert attachment.data == b"username\nalice\nbob\n"
+    assert attachment.content_type == "text/csv"
+    async with aiohttp.ClientSession() as session, session.get(attachment.url) as resp:
+        assert await resp.read() == attachment.data
+
+
+async def test_gateway_drop_resumes_and_keeps_answering(world: World) -> None:
+    standin = world.standin
+    await standin.drop_gateway()
+    await standin.wait_for_state(lambda: standin.resumes == 1 and standin.connected, 10, "a RESUME")
+    assert standin.identifies == 1
+    reply = await world.alice.slash("pick", fruit="apple")
+    assert reply.text == "1 apple fresh=False"
+
+
+async def test_rest_answers_and_unknown_routes(world: World) -> None:
+    standin = world.standin
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{standin.api_base}/gateway/bot") as resp:
+            assert resp.headers["Content-Type"] == "application/json"
+            assert (await resp.json())["url"] == standin.gateway_url
+        async with session.get(f"{standin.api_base}/users/@me") as resp:
+            assert resp.status == 401
+        async with session.get(f"{standin.api_base}/no/such/route") as resp:
+            assert resp.status == 404
+            assert await resp.json() == {"message": "404: Not Found", "code": 0}
+    assert standin.unknown_requests == [("GET", "/no/such/route")]
+    standin.unknown_requests.clear()
+    assert ("GET", "/users/@me") in standin.requests
