@@ -44,7 +44,9 @@ class ReasonModal(discord.ui.Modal, title="Why?"):
 class SampleBot(commands.Bot):
     def __init__(self) -> None:
         # A low guild_ready_timeout: discord.py otherwise waits 2 s after the last GUILD_CREATE.
-        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(), guild_ready_timeout=0.1)
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=discord.Intents.default(), guild_ready_timeout=0.1
+        )
         self.dm_errors: list[int] = []
         self.add_commands()
 
@@ -99,7 +101,9 @@ class SampleBot(commands.Bot):
         @tree.command(description="Read an uploaded file")
         async def upload(interaction: discord.Interaction, file: discord.Attachment) -> None:
             data = await file.read()
-            await interaction.response.send_message(f"{file.filename}: {len(data)} bytes, first {data.splitlines()[0]!r}")
+            await interaction.response.send_message(
+                f"{file.filename}: {len(data)} bytes, first {data.splitlines()[0]!r}"
+            )
 
         @tree.command(description="Send a CSV")
         async def export(interaction: discord.Interaction) -> None:
@@ -182,7 +186,8 @@ async def test_embed_with_buttons_and_click_edits_message(world: World) -> None:
     assert "hi alice" in reply.embeds[0]["description"]
     assert [b["label"] for b in reply.buttons] == ["Add one", "Docs"]
     assert reply.buttons[1]["url"] == "https://example.com/docs"
-    assert reply.ack_latency is not None and reply.latency is not None
+    assert reply.ack_latency is not None
+    assert reply.latency is not None
 
     clicked = await reply.click("Add one")
     assert clicked.callback_type == 7
@@ -191,7 +196,8 @@ async def test_embed_with_buttons_and_click_edits_message(world: World) -> None:
     clicked = await reply.click("counter:add")
     assert reply.text == "count 2"
     assert reply.buttons[0]["disabled"] is True
-    assert reply.message is not None and reply.message.edits == 2
+    assert reply.message is not None
+    assert reply.message.edits == 2
     with pytest.raises(CommandNotAvailable, match="disabled"):
         await reply.click("Add one")
     with pytest.raises(CommandNotAvailable, match="link"):
@@ -203,7 +209,9 @@ async def test_deferred_answers_and_followups(world: World) -> None:
     assert slow.text == "done thinking"
     assert slow.ephemeral
     assert slow.record.callback_type == 5
-    assert slow.latency is not None and slow.ack_latency is not None and slow.latency >= slow.ack_latency
+    assert slow.latency is not None
+    assert slow.ack_latency is not None
+    assert slow.latency >= slow.ack_latency
 
     edited = await world.alice.slash("edit")
     await edited.wait_for(lambda r: len(r.followups) == 1)
@@ -214,7 +222,8 @@ async def test_deferred_answers_and_followups(world: World) -> None:
 
 async def test_modal_submit(world: World) -> None:
     reply = await world.alice.slash("form")
-    assert reply.modal is not None and reply.modal["title"] == "Why?"
+    assert reply.modal is not None
+    assert reply.modal["title"] == "Why?"
     submitted = await reply.submit({"Reason": "spam"})
     assert submitted.text == "noted: spam"
     assert submitted.ephemeral
