@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth1Client, AsyncOAuth2Client, OAuthError
 
 from bot.sandbox.x_emulator import XEmulator
 
@@ -452,3 +452,158 @@ async def test_python_api(emu: XEmulator) -> None:
     emu.seed_mutes("user1", ["user2", "brand_new"])
     assert emu.mutes_of("user1") == [emu.user("brand_new").id, emu.user("user2").id]
     assert XEmulator(users=3).user("user3").name == XEmulator(users=3).user("user3").name
+
+
+# ---------------------------------------------------------------- OAuth 1.0a and v1.1
+
+
+def oauth1_client(emu: XEmulator, **kwargs: Any) -> AsyncOAuth1Client:
+    # Without force_include_body authlib's OAuth1 client silently sends JSON requests with an empty body.
+    kwargs.setdefault("force_include_body", True)
+    kwargs.setdefault("redirect_uri", REDIRECT)
+    return AsyncOAuth1Client(client_id=emu.consumer_key, client_secret=emu.consumer_secret, **kwargs)
+
+
+async def test_oauth1_three_legged_flow_and_signed_v2_calls(emu: XEmulator) -> None:
+    async with oauth1_client(emu) as client:
+        request_token = await client.fetch_request_token(f"{emu.base_url}/oauth/request_token")
+        assert request_token["oauth_callback_confirmed"] == "true"
+        url = client.create_authorization_url(f"{emu.base_url}/oauth/authorize")
+        async with httpx.AsyncClient() as browser:
+            page = await browser.get(url)
+            assert page.status_code == 200
+            assert "login=user1" in page.text
+            approved = await browser.get(url + "&login=user2")
+        assert approved.status_code == 302
+        callback = approved.headers["location"]
+        assert callback.startswith(REDIRECT + "?")
+        client.parse_authorization_response(callback)
+        token = await client.fetch_access_token(f"{emu.base_url}/oauth/access_token")
+        me_id = emu.user("user2").id
+        assert token["user_id"] == me_id
+        assert token["screen_name"] == "user2"
+        assert token["oauth_token"].startswith(me_id + "-")
+
+        me = await client.get(f"{emu.base_url}/2/users/me")
+        assert me.status_code == 200
+        assert me.json()["data"]["username"] == "user2"
+        target = emu.user("user7").id
+        muted = await client.post(f"{emu.base_url}/2/users/{me_id}/muting", json={"target_user_id": target})
+        assert muted.json() == {"data": {"muting": True}}
+        listed = await client.get(f"{emu.base_url}/2/users/{me_id}/muting", params={"max_results": 5})
+        assert listed.json()["data"][0]["id"] == target
+    # The request token and verifier are spent.
+    async with oauth1_client(emu, token=request_token["oauth_token"],
+                             token_secret=request_token["oauth_token_secret"]) as again:
+        again.parse_authorization_response(callback)
+        with pytest.raises(OAuthError):
+            await again.fetch_access_token(f"{emu.base_url}/oauth/access_token")
+
+
+async def test_oauth1_deny_and_unapproved_callback(emu: XEmulator) -> None:
+    async with oauth1_client(emu) as client:
+        request_token = await client.fetch_request_token(f"{emu.base_url}/oauth/request_token")
+        url = client.create_authorization_url(f"{emu.base_url}/oauth/authorize")
+    async with httpx.AsyncClient() as browser:
+        denied = await browser.get(url + "&deny=1")
+    assert denied.status_code == 302
+    assert parse_qs(urlsplit(denied.headers["location"]).query) == {"denied": [request_token["oauth_token"]]}
+    async with oauth1_client(emu, redirect_uri="http://evil.example/cb") as bad:
+        with pytest.raises(OAuthError):
+            await bad.fetch_request_token(f"{emu.base_url}/oauth/request_token")
+
+
+async def test_oauth1_bad_signature_refused(emu: XEmulator) -> None:
+    async with AsyncOAuth1Client(client_id=emu.consumer_key, client_secret="wrong-secret",
+                                 redirect_uri=REDIRECT) as forger:
+        resp = await forger.post(f"{emu.base_url}/oauth/request_token")
+    assert resp.status_code == 401
+    assert resp.json() == {"errors": [{"code": 32, "message": "Could not authenticate you."}]}
+
+    token, secret = emu.issue_oauth1_token("user1")
+    async with oauth1_client(emu, token=token, token_secret="not-the-secret") as wrong_token_secret:
+        v11 = await wrong_token_secret.get(f"{emu.base_url}/1.1/mutes/users/ids.json")
+        v2 = await wrong_token_secret.get(f"{emu.base_url}/2/users/me")
+    assert v11.status_code == 401
+    assert v11.json() == {"errors": [{"code": 32, "message": "Could not authenticate you."}]}
+    assert v2.status_code == 401
+    assert v2.json()["title"] == "Unauthorized"
+    async with oauth1_client(emu, token=token, token_secret=secret) as good:
+        assert (await good.get(f"{emu.base_url}/2/users/me")).status_code == 200
+    emu.revoke_user("user1")
+    async with oauth1_client(emu, token=token, token_secret=secret) as revoked:
+        gone = await revoked.get(f"{emu.base_url}/1.1/mutes/users/ids.json")
+    assert gone.status_code == 401
+    assert gone.json()["errors"][0]["code"] == 89
+
+
+async def test_oauth1_replayed_nonce_refused(emu: XEmulator, http: httpx.AsyncClient) -> None:
+    token, secret = emu.issue_oauth1_token("user1")
+    async with oauth1_client(emu, token=token, token_secret=secret) as client:
+        first = await client.get(f"{emu.base_url}/2/users/me")
+    replay = await http.get("/2/users/me", headers={"Authorization": first.request.headers["Authorization"]})
+    assert first.status_code == 200
+    assert replay.status_code == 401
+
+
+async def test_v11_mutes_create_destroy_and_cursors(emu: XEmulator) -> None:
+    token, secret = emu.issue_oauth1_token("user1")
+    base = f"{emu.base_url}/1.1/mutes/users"
+    async with oauth1_client(emu, token=token, token_secret=secret) as client:
+        created = await client.post(f"{base}/create.json", data={"screen_name": "user4"})
+        assert created.status_code == 200
+        user = created.json()
+        assert user["muting"] is True
+        assert user["id_str"] == emu.user("user4").id
+        assert user["id"] == int(user["id_str"])
+        assert user["screen_name"] == "user4"
+        assert created.headers["x-rate-limit-limit"] == "50"
+        by_id = await client.post(f"{base}/create.json", data={"user_id": emu.user("user5").id})
+        assert by_id.json()["screen_name"] == "user5"
+        assert (await client.post(f"{base}/create.json", data={"screen_name": "user1"})).status_code == 403
+        assert (await client.post(f"{base}/create.json", data={"screen_name": "ghost"})).status_code == 404
+        destroyed = await client.post(f"{base}/destroy.json", data={"screen_name": "user4"})
+        assert destroyed.json()["muting"] is False
+        not_muting = await client.post(f"{base}/destroy.json", data={"screen_name": "user4"})
+        assert not_muting.status_code == 403
+        assert not_muting.json()["errors"][0]["code"] == 272
+
+        emu.seed_mutes("user1", [f"bulk{i}" for i in range(45)])
+        expected = emu.mutes_of("user1")
+        seen: list[int] = []
+        cursor = -1
+        pages = 0
+        while cursor != 0:
+            page = await client.get(f"{base}/list.json", params={"cursor": cursor, "count": 20})
+            assert page.status_code == 200
+            assert page.headers["x-rate-limit-limit"] == "15"
+            body = page.json()
+            assert set(body) == {"users", "next_cursor", "next_cursor_str", "previous_cursor", "previous_cursor_str"}
+            assert body["next_cursor_str"] == str(body["next_cursor"])
+            if pages == 0:
+                assert body["previous_cursor"] == 0
+            seen += [u["id"] for u in body["users"]]
+            cursor = body["next_cursor"]
+            pages += 1
+        assert pages == 3
+        assert [str(i) for i in seen] == expected
+        ids = await client.get(f"{base}/ids.json", params={"cursor": -1, "count": 40})
+        body = ids.json()
+        assert body["ids"] == [int(i) for i in expected[:40]]
+        rest = await client.get(f"{base}/ids.json", params={"cursor": body["next_cursor"], "stringify_ids": "true"})
+        assert rest.json()["ids"] == expected[40:]
+        assert rest.json()["next_cursor"] == 0
+        back = await client.get(f"{base}/ids.json", params={"cursor": rest.json()["previous_cursor"], "count": 40})
+        assert back.json()["ids"] == body["ids"]
+
+
+async def test_v11_refuses_oauth2_tokens_and_limits_reads(emu: XEmulator, http: httpx.AsyncClient) -> None:
+    bearer_only = await http.get("/1.1/mutes/users/ids.json", headers=bearer(emu.issue_token("user1")))
+    assert bearer_only.status_code == 403
+    token, secret = emu.issue_oauth1_token("user3")
+    async with oauth1_client(emu, token=token, token_secret=secret) as client:
+        statuses = [(await client.get(f"{emu.base_url}/1.1/mutes/users/ids.json")).status_code for _ in range(16)]
+        assert statuses == [200] * 15 + [429]
+        limited = await client.get(f"{emu.base_url}/1.1/mutes/users/ids.json")
+    assert limited.json() == {"errors": [{"code": 88, "message": "Rate limit exceeded"}]}
+    assert limited.headers["x-rate-limit-remaining"] == "0"
