@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from discord.ext import commands
 
 from bot.discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, point_discord_py_at
 from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS
-from bot.sandbox.discord_standin import DiscordStandIn
+from bot.sandbox.discord_standin import DiscordStandIn, StandInTimeout
 from bot.sandbox.members import Attachment, CommandNotAvailable, Member
 
 
@@ -32,6 +33,20 @@ class Counter(discord.ui.View):
         self.count += 1
         button.disabled = self.count >= 2
         await interaction.response.edit_message(content=f"count {self.count}", view=self)
+
+
+class Prefs(discord.ui.View):
+    @discord.ui.button(label="Stop", custom_id="prefs:stop")
+    async def stop_button(self, interaction: discord.Interaction, button: discord.ui.Button[Prefs]) -> None:
+        await interaction.response.send_message(f"stopped in DM={interaction.guild is None}")
+
+    @discord.ui.select(
+        custom_id="prefs:lang",
+        placeholder="Language",
+        options=[discord.SelectOption(label="English", value="en"), discord.SelectOption(label="French", value="fr")],
+    )
+    async def language(self, interaction: discord.Interaction, select: discord.ui.Select[Prefs]) -> None:
+        await interaction.response.edit_message(content=f"language {select.values[0]}", view=self)
 
 
 class ReasonModal(discord.ui.Modal, title="Why?"):
@@ -116,6 +131,22 @@ class SampleBot(commands.Bot):
         async def mod(interaction: discord.Interaction) -> None:
             await interaction.response.send_message("hello moderator", ephemeral=True)
 
+        @tree.command(description="DM a settings panel")
+        async def prefs(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("sent", ephemeral=True)
+            await interaction.user.send("choose", view=Prefs())
+
+        @tree.command(description="Post progress in the channel and edit it")
+        async def progress(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("started", ephemeral=True)
+            assert isinstance(interaction.channel, discord.TextChannel)
+            message = await interaction.channel.send("0%")
+            await message.edit(content="100%")
+
+        @tree.command(description="Never answers")
+        async def silent(interaction: discord.Interaction) -> None:
+            return None
+
         mutelist = app_commands.Group(name="mutelist", description="Shared mute lists")
 
         @mutelist.command(name="add", description="Add an account")
@@ -123,6 +154,19 @@ class SampleBot(commands.Bot):
             await interaction.response.send_message(f"added {username} to {name}")
 
         tree.add_command(mutelist)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(standin: DiscordStandIn, bot: commands.Bot) -> AsyncIterator[None]:
+    point_discord_py_at(standin.api_base, standin.gateway_url)
+    runner = asyncio.create_task(bot.start(standin.bot_token))
+    try:
+        await standin.wait_until_ready()
+        yield
+    finally:
+        await bot.close()
+        await runner
+        point_discord_py_at(DEFAULT_API_BASE, DEFAULT_GATEWAY_URL)
 
 
 @dataclass
@@ -142,18 +186,13 @@ async def world() -> AsyncIterator[World]:
     alice = standin.add_member(guild_id, "alice")
     bob = standin.add_member(guild_id, "bob")
     moderator = standin.add_member(guild_id, "mod", permissions=MODERATOR_PERMISSIONS)
-    point_discord_py_at(standin.api_base, standin.gateway_url)
     bot = SampleBot()
-    runner = asyncio.create_task(bot.start(standin.bot_token))
     try:
-        await standin.wait_until_ready()
-        yield World(standin, bot, alice, bob, moderator)
+        async with running_bot(standin, bot):
+            yield World(standin, bot, alice, bob, moderator)
         assert standin.unknown_requests == []
     finally:
-        await bot.close()
-        await runner
         await standin.stop()
-        point_discord_py_at(DEFAULT_API_BASE, DEFAULT_GATEWAY_URL)
 
 
 async def test_point_discord_py_at_is_idempotent() -> None:
@@ -305,3 +344,51 @@ async def test_rest_answers_and_unknown_routes(world: World) -> None:
     assert standin.unknown_requests == [("GET", "/no/such/route")]
     standin.unknown_requests.clear()
     assert ("GET", "/users/@me") in standin.requests
+
+
+async def test_dm_components_and_channel_messages(world: World) -> None:
+    await world.alice.slash("prefs")
+    panel = await world.alice.wait_for_dm(lambda m: m.text == "choose")
+    stopped = await panel.click("Stop")
+    assert stopped.text == "stopped in DM=True"
+    chosen = await panel.select("Language", ["French"])
+    assert chosen.callback_type == 7
+    assert panel.text == "language fr"
+
+    standin = world.standin
+    await world.alice.slash("progress")
+    await standin.wait_for_state(lambda: any(m.content == "100%" for m in standin.messages.values()))
+    channel_messages = [m for m in standin.messages.values() if m.content == "100%"]
+    assert len(channel_messages) == 1
+    assert channel_messages[0].edits == 1
+
+
+async def test_unanswered_interaction_times_out_with_explanation(world: World) -> None:
+    world.alice.reply_timeout = 0.3
+    with pytest.raises(StandInTimeout, match="the bot to answer /silent"):
+        await world.alice.slash("silent")
+
+
+async def test_bot_with_all_intents_gets_members_without_chunk_delay() -> None:
+    async with DiscordStandIn() as standin:
+        guild_id = standin.add_guild()
+        carol = standin.add_member(guild_id, "carol")
+        bot = commands.Bot(
+            command_prefix=commands.when_mentioned, intents=discord.Intents.all(), guild_ready_timeout=0.1
+        )
+
+        @bot.tree.command(description="Count members")
+        async def members(interaction: discord.Interaction) -> None:
+            assert interaction.guild is not None
+            await interaction.response.send_message(f"{interaction.guild.member_count} members")
+
+        async def sync() -> None:
+            await bot.tree.sync()
+
+        bot.setup_hook = sync  # type: ignore[method-assign]
+        async with running_bot(standin, bot):
+            await asyncio.wait_for(bot.wait_until_ready(), 2)
+            guild = bot.get_guild(guild_id)
+            assert guild is not None
+            assert guild.get_member(carol.id) is not None
+            assert (await carol.slash("members")).text == "2 members"

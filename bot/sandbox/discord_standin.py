@@ -976,12 +976,15 @@ class DiscordStandIn:
         message = self.messages.get(int(request.match_info["message_id"]))
         if message is None or message.channel_id != channel_id or message.deleted:
             raise DiscordApiError(404, 10008, "Unknown Message")
+        if message.flags & EPHEMERAL_FLAG:
+            # Ephemeral messages exist only for their reader; only the interaction webhook reaches them.
+            raise DiscordApiError(404, 10008, "Unknown Message")
         if request.method == "DELETE":
             message.deleted = True
             self._bump()
             return web.Response(status=204)
         if request.method == "PATCH":
-            if message.author["id"] != str(self.bot_user_id) or message.webhook_id is not None:
+            if message.author["id"] != str(self.bot_user_id):
                 raise DiscordApiError(403, 50005, "Cannot edit a message authored by another user")
             body, files = await self._read_body(request)
             self._edit(message, body, files)

@@ -124,6 +124,11 @@ class Message:
     async def click(self, label_or_custom_id: str, *, as_member: Member | None = None) -> Reply:
         return await _click(self._standin, self.stored, label_or_custom_id, as_member or self._reader)
 
+    async def select(
+        self, custom_id_or_placeholder: str, values: list[str], *, as_member: Member | None = None
+    ) -> Reply:
+        return await _select(self._standin, self.stored, custom_id_or_placeholder, values, as_member or self._reader)
+
 
 class Reply:
     """The bot's answer to one interaction, kept up to date as the bot edits it.
@@ -230,6 +235,15 @@ class Reply:
             raise CommandNotAvailable(f"nothing to click: the bot has not answered ({self!r})")
         return await _click(self._standin, primary, label_or_custom_id, as_member or self.member)
 
+    async def select(
+        self, custom_id_or_placeholder: str, values: list[str], *, as_member: Member | None = None
+    ) -> Reply:
+        """Pick ``values`` (option values or labels) in a string select menu on this reply."""
+        primary = self._primary()
+        if primary is None:
+            raise CommandNotAvailable(f"nothing to select: the bot has not answered ({self!r})")
+        return await _select(self._standin, primary, custom_id_or_placeholder, values, as_member or self.member)
+
     async def submit(self, values: dict[str, str], *, as_member: Member | None = None) -> Reply:
         """Fill in this reply's modal (keys: a text input's custom_id or label) and submit it."""
         modal = self.record.modal
@@ -294,6 +308,36 @@ async def _click(standin: DiscordStandIn, message: StoredMessage, target: str, m
         in_dm=message.guild_id is None,
     )
     return await _answered(standin, record, member, f"the click on {target!r}")
+
+
+async def _select(
+    standin: DiscordStandIn, message: StoredMessage, target: str, values: list[str], member: Member
+) -> Reply:
+    menus = [c for c in walk_components(message.components) if c.get("type") == 3]
+    menu = next((m for m in menus if m.get("custom_id") == target), None) or next(
+        (m for m in menus if m.get("placeholder") == target), None
+    )
+    if menu is None:
+        raise CommandNotAvailable(f"no select menu {target!r} on message {message.id}")
+    if menu.get("disabled"):
+        raise CommandNotAvailable(f"select menu {target!r} is disabled")
+    options = list(menu.get("options") or [])
+    by_label = {str(o.get("label")): str(o["value"]) for o in options}
+    chosen = [v if v in by_label.values() else by_label.get(v, "") for v in values]
+    if "" in chosen:
+        raise CommandNotAvailable(f"select menu {target!r} offers only {sorted(by_label.values())}")
+    if not int(menu.get("min_values", 1)) <= len(chosen) <= int(menu.get("max_values", 1)):
+        raise CommandNotAvailable(
+            f"select menu {target!r} takes {menu.get('min_values', 1)}-{menu.get('max_values', 1)} values"
+        )
+    record = await standin.dispatch_interaction(
+        member,
+        3,
+        {"custom_id": menu["custom_id"], "component_type": 3, "values": chosen},
+        source=message,
+        in_dm=message.guild_id is None,
+    )
+    return await _answered(standin, record, member, f"the choice in {target!r}")
 
 
 async def _answered(standin: DiscordStandIn, record: InteractionRecord, member: Member, what: str) -> Reply:
