@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from authlib.integrations.httpx_client import AsyncOAuth1Client
 
 from bot.sandbox.x_emulator import XEmulator
 from tests.xrecorded import Exchange, load_exchanges, load_openapi, shape_mismatches, x_api_dir
@@ -234,3 +235,32 @@ async def test_error_bodies_have_spec_problem_shape(emu: XEmulator, http: httpx.
     invalid = (await http.get(f"/2/users/{emu.user('user1').id}/muting", params={"max_results": 0})).json()
     top = {k: v for k, v in invalid.items() if k != "errors"}
     assert not list(problem.iter_errors(top))
+
+
+def _key_mismatches(documented: Any, emulated: Any, where: str = "$") -> list[str]:
+    """Key sets of nested objects; values may be null where the docs show an example value."""
+    if not (isinstance(documented, dict) and isinstance(emulated, dict)):
+        return []
+    problems = [f"{where}: {sorted(set(documented) ^ set(emulated))}"] if set(documented) != set(emulated) else []
+    return problems + [p for k in set(documented) & set(emulated)
+                       for p in _key_mismatches(documented[k], emulated[k], f"{where}.{k}")]
+
+
+async def test_v11_user_object_matches_reference_example() -> None:
+    page = next((x_api_dir() / "docs").glob("000_*.txt")).read_text()
+    documented = json.loads(page.split("```", 2)[1])
+    emu = XEmulator(users=3)  # user3 has a pinned post, which the v1.1 object carries as `status`
+    token, secret = emu.issue_oauth1_token("user1")
+    await emu.start()
+    try:
+        async with AsyncOAuth1Client(emu.consumer_key, emu.consumer_secret, token=token,
+                                     token_secret=secret) as client:
+            resp = await client.post(f"{emu.base_url}/1.1/mutes/users/create.json", data={"screen_name": "user3"})
+    finally:
+        await emu.stop()
+    assert resp.status_code == 200
+    body = resp.json()
+    assert not _key_mismatches(documented, body)
+    for key in ("id", "followers_count", "protected", "muting", "id_str", "created_at"):
+        assert type(body[key]) is type(documented[key]), key
+    assert body["muting"] is True

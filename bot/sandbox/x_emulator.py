@@ -202,9 +202,7 @@ NOT_PERMITTED_BODY: Mapping[str, Any] = {
     "status": 403,
     "detail": "You are not permitted to perform this action.",
 }
-NOT_FOUND_ROUTE_BODY: Mapping[str, Any] = {
-    "errors": [{"code": 34, "message": "Sorry, that page does not exist."}]
-}
+NOT_FOUND_ROUTE_BODY: Mapping[str, Any] = {"errors": [{"code": 34, "message": "Sorry, that page does not exist."}]}
 
 
 @dataclass
@@ -790,9 +788,7 @@ class XEmulator:
         request[RATE_HEADERS_KEY] = headers
         if v11 and principal.scopes is not None:
             # v1.1 is OAuth 1.0a only; an OAuth 2.0 user token does not open it.
-            raise _Reject(
-                v11_error((220, "Your credentials do not allow access to this resource."), 403, headers)
-            )
+            raise _Reject(v11_error((220, "Your credentials do not allow access to this resource."), 403, headers))
         if principal.scopes is not None and not set(scopes) <= principal.scopes:
             raise _Reject(self._api_json(request, FORBIDDEN_BODY, 403))
         return principal
@@ -821,9 +817,7 @@ class XEmulator:
                 pinned = e
         return frozenset(user_fields), frozenset(tweet_fields), pinned
 
-    def _invalid_enum(
-        self, request: web.Request, param: str, value: str, allowed: Iterable[str]
-    ) -> web.Response:
+    def _invalid_enum(self, request: web.Request, param: str, value: str, allowed: Iterable[str]) -> web.Response:
         resp = invalid_request(
             param,
             value,
@@ -848,9 +842,7 @@ class XEmulator:
             )
         return value
 
-    def _render_users(
-        self, request: web.Request, users: Sequence[EmulatedUser], single: bool
-    ) -> dict[str, Any]:
+    def _render_users(self, request: web.Request, users: Sequence[EmulatedUser], single: bool) -> dict[str, Any]:
         user_fields, tweet_fields, pinned = self._fields(request)
         pinned_key = "pinned_post_id" if pinned == "pinned_post_id" else "pinned_tweet_id"
         if pinned:
@@ -920,15 +912,12 @@ class XEmulator:
             user = self.user(login)
         except KeyError:
             return _html(
-                f"<h1>No such account</h1><p>There is no sandbox account named "
-                f"<b>{html.escape(login)}</b>.</p>",
+                f"<h1>No such account</h1><p>There is no sandbox account named <b>{html.escape(login)}</b>.</p>",
                 400,
                 "Authorization error",
             )
         code = secrets.token_urlsafe(48)
-        self._codes[code] = _AuthCode(
-            user.id, self.client_id, redirect_uri, challenge, method, scopes, self._clock()
-        )
+        self._codes[code] = _AuthCode(user.id, self.client_id, redirect_uri, challenge, method, scopes, self._clock())
         return back(code=code)
 
     def _authorize_page(self, request: web.Request, scopes: Sequence[str]) -> web.Response:
@@ -1004,9 +993,7 @@ class XEmulator:
         verifier = form["code_verifier"]
         expected = _s256(verifier) if code.method == "S256" else verifier
         if not hmac.compare_digest(expected, code.challenge):
-            return _oauth_error(
-                "invalid_grant", "Value passed for the code verifier did not match the code challenge."
-            )
+            return _oauth_error("invalid_grant", "Value passed for the code verifier did not match the code challenge.")
         return json_response(self._grant(code.user_id, code.scopes))
 
     def _refresh_grant(self, form: Mapping[str, str]) -> web.Response:
@@ -1068,8 +1055,7 @@ class XEmulator:
                 request,
                 "usernames",
                 raw,
-                f"The number of values in the `usernames` query parameter list [{len(names)}] "
-                "is not between 1 and 100",
+                f"The number of values in the `usernames` query parameter list [{len(names)}] is not between 1 and 100",
             )
         for name in names:
             if not _USERNAME_RE.match(name):
@@ -1123,9 +1109,7 @@ class XEmulator:
         return target_id
 
     async def _mute_user(self, request: web.Request) -> web.Response:
-        principal = await self._guard(
-            request, "POST /2/users/:id/muting", ("tweet.read", "users.read", "mute.write")
-        )
+        principal = await self._guard(request, "POST /2/users/:id/muting", ("tweet.read", "users.read", "mute.write"))
         source = self._own_id(request, principal, "id")
         try:
             payload = json.loads(await request.read() or b"null")
@@ -1152,9 +1136,7 @@ class XEmulator:
         return self._api_json(request, {"data": {"muting": False}})
 
     async def _list_mutes(self, request: web.Request) -> web.Response:
-        principal = await self._guard(
-            request, "GET /2/users/:id/muting", ("tweet.read", "users.read", "mute.read")
-        )
+        principal = await self._guard(request, "GET /2/users/:id/muting", ("tweet.read", "users.read", "mute.read"))
         source = self._own_id(request, principal, "id")
         raw_max = request.query.get("max_results", "100")
         try:
@@ -1220,9 +1202,7 @@ class XEmulator:
         callback = params.get("oauth_callback") or request.query.get("oauth_callback", "")
         if callback != "oob" and callback not in self.redirect_uris:
             return v11_error(oauth1.CALLBACK_NOT_APPROVED, 403)
-        token = oauth1.RequestToken(
-            secrets.token_urlsafe(24), secrets.token_urlsafe(32), callback, self._clock()
-        )
+        token = oauth1.RequestToken(secrets.token_urlsafe(24), secrets.token_urlsafe(32), callback, self._clock())
         self._request_tokens[token.token] = token
         return _form_text(
             {
@@ -1252,9 +1232,7 @@ class XEmulator:
             self._request_tokens.pop(token.token, None)
             if token.callback == "oob":
                 return _html("<h1>You have not authorized the app</h1>", 200, "Authorization denied")
-            return web.Response(
-                status=302, headers={"Location": _with_query(token.callback, {"denied": token.token})}
-            )
+            return web.Response(status=302, headers={"Location": _with_query(token.callback, {"denied": token.token})})
         login = q.get("login")
         if login is None:
             base = dict(q)
@@ -1275,8 +1253,7 @@ class XEmulator:
             user = self.user(login)
         except KeyError:
             return _html(
-                f"<h1>No such account</h1><p>There is no sandbox account named "
-                f"<b>{html.escape(login)}</b>.</p>",
+                f"<h1>No such account</h1><p>There is no sandbox account named <b>{html.escape(login)}</b>.</p>",
                 400,
                 "Authorization error",
             )
@@ -1298,9 +1275,7 @@ class XEmulator:
         if not await self._signed(request, params, token.secret):
             return v11_error(oauth1.BAD_SIGNATURE, 401)
         form = await request.post() if request.content_type == "application/x-www-form-urlencoded" else {}
-        verifier = (
-            params.get("oauth_verifier") or request.query.get("oauth_verifier") or form.get("oauth_verifier")
-        )
+        verifier = params.get("oauth_verifier") or request.query.get("oauth_verifier") or form.get("oauth_verifier")
         if token.user_id is None or token.verifier is None or verifier != token.verifier:
             return web.Response(
                 status=401,
@@ -1435,11 +1410,7 @@ class XEmulator:
 def _how_to(emulator: XEmulator) -> str:
     users = emulator.users
     names = ", ".join(u.username for u in users[:3]) + (f" … {users[-1].username}" if len(users) > 3 else "")
-    kind = (
-        "confidential (HTTP Basic at the token endpoint)"
-        if emulator.client_secret
-        else "public (PKCE, no secret)"
-    )
+    kind = "a confidential client: HTTP Basic at the token endpoint" if emulator.client_secret else "a public client"
     return "\n".join(
         [
             f"X API emulator listening on {emulator.base_url}",
@@ -1448,6 +1419,8 @@ def _how_to(emulator: XEmulator) -> str:
             f"  X_AUTHORIZE_URL={emulator.base_url}/i/oauth2/authorize",
             f"  X_CLIENT_ID={emulator.client_id}   ({kind})",
             f"  redirect URIs accepted: {', '.join(emulator.redirect_uris)}",
+            f"  or OAuth 1.0a: X_AUTH=oauth1 X_CONSUMER_KEY={emulator.consumer_key}"
+            f" X_CONSUMER_SECRET={emulator.consumer_secret}",
             f"Seeded accounts ({len(users)}): {names or 'none'}",
             "The authorization page lets you pick an account; scripts add login=<username> (or deny=1).",
             f"Rate-limit windows last {emulator.window_seconds:g} s. Press Ctrl+C to stop.",

@@ -174,6 +174,7 @@ def v11_user(user: EmulatedUser, *, muting: bool, following: bool = False) -> di
             "entities": {"hashtags": [], "symbols": [], "urls": [], "user_mentions": []},
             "favorited": False,
             "retweeted": False,
+            "possibly_sensitive": False,
             "lang": "en",
         }
     return out
