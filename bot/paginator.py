@@ -115,8 +115,8 @@ class JumpModal(discord.ui.Modal, title="Go to page"):
 class Paginator(discord.ui.View):
     """Holds the buttons of one message; disables them when it times out."""
 
-    def __init__(self, kind: str, ref: int, page: int, pages: int, owner: int, *, timeout: float = VIEW_TIMEOUT):
-        super().__init__(timeout=timeout)
+    def __init__(self, kind: str, ref: int, page: int, pages: int, owner: int, *, timeout: float | None = None):
+        super().__init__(timeout=VIEW_TIMEOUT if timeout is None else timeout)
         self.interaction: discord.Interaction | None = None
         for action in ACTIONS:
             self.add_item(PageButton(kind, ref, action, page, pages, owner))
@@ -137,13 +137,13 @@ async def show_page(
     interaction: discord.Interaction, kind: str, ref: int, page: int, owner: int, *, refresh: bool,
     new_message: bool = False,
 ) -> None:
+    """Render a page into the interaction's message: a new command's deferred reply, or the flipped one."""
     source = SOURCES[kind]
     if not new_message:
         await interaction.response.defer()  # a page flip edits the message it came from
     rendered = await source(interaction, owner, ref, page, refresh)
     view = Paginator(kind, ref, rendered.page, rendered.pages, owner)
-    if new_message:
-        await interaction.followup.send(embed=rendered.embed, view=view, ephemeral=True)
-    else:
-        await interaction.edit_original_response(embed=rendered.embed, view=view)
+    # Deferred either way, so the page is always the interaction's original response: that is the
+    # message the view can still edit (to disable its buttons) when it times out.
+    await interaction.edit_original_response(embed=rendered.embed, view=view)
     view.interaction = interaction

@@ -1,0 +1,166 @@
+"""/mute, /unmute and /mutes end to end: accepted forms, every failure (and no X call for it), paging, buttons."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.harness import Sandbox
+from bot.sandbox.members import Member, Reply
+
+
+def x_calls(sandbox: Sandbox) -> int:
+    return sum(n for key, n in sandbox.x.calls.items() if key.startswith(("GET /2", "POST /2/users", "DELETE /2")))
+
+
+def listed(reply: Reply) -> list[str]:
+    return re.findall(r"\[@(\w+)\]", reply.embeds[0]["description"])
+
+
+@pytest.fixture
+async def linked(sandbox: Sandbox, alice: Member) -> Member:
+    await sandbox.link(alice, "user1")
+    return alice
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["user5", "@user5", "USER5", "https://x.com/user5", "https://twitter.com/User5/", "http://x.com/user5?s=20",
+     "https://mobile.twitter.com/user5", "x.com/user5"],
+)
+async def test_every_accepted_form_mutes(sandbox: Sandbox, linked: Member, typed: str) -> None:
+    reply = await linked.slash("mute", username=typed)
+    assert reply.ephemeral and reply.embeds[0]["title"] == "Muted on X"
+    assert "[@user5](https://x.com/user5)" in reply.embeds[0]["description"]
+    assert sandbox.x.mutes_of("user1") == [sandbox.x.user("user5").id]
+
+
+async def test_unmute_and_the_cache_follows(sandbox: Sandbox, linked: Member) -> None:
+    await linked.slash("mute", username="user2")
+    await linked.slash("mute", username="user3")
+    assert listed(await linked.slash("mutes")) == ["user3", "user2"]
+    reads = sandbox.x.calls["GET /2/users/:id/muting"]
+    await linked.slash("mute", username="user4")
+    reply = await linked.slash("unmute", username="@user2")
+    assert reply.embeds[0]["title"] == "Unmuted on X"
+    assert listed(await linked.slash("mutes")) == ["user4", "user3"]
+    assert sandbox.x.calls["GET /2/users/:id/muting"] == reads  # the cache was updated, not refetched
+    choices = await linked.autocomplete("unmute", "username", "user")
+    assert {c["value"] for c in choices} == {"user3", "user4"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("bad name!", "not a valid X username"), ("a" * 16, "at most 15"), ("https://example.com/x", "not an x.com")],
+)
+async def test_invalid_input_is_explained_without_calling_x(
+    sandbox: Sandbox, linked: Member, typed: str, expected: str
+) -> None:
+    before = x_calls(sandbox)
+    for command in ("mute", "unmute"):
+        reply = await linked.slash(command, username=typed)
+        assert reply.ephemeral and expected in reply.embeds[0]["description"]
+    assert x_calls(sandbox) == before
+
+
+async def test_not_linked_makes_no_x_call(sandbox: Sandbox, bob: Member) -> None:
+    before = x_calls(sandbox)
+    for command, options in (("mute", {"username": "user2"}), ("unmute", {"username": "user2"}), ("mutes", {})):
+        reply = await bob.slash(command, **options)
+        assert "/link" in reply.embeds[0]["description"]
+    assert x_calls(sandbox) == before
+
+
+async def test_no_such_account_and_self_mute(sandbox: Sandbox, linked: Member) -> None:
+    reply = await linked.slash("mute", username="nobody_at_all")
+    assert "no X account called @nobody_at_all" in reply.embeds[0]["description"]
+    before = x_calls(sandbox)
+    reply = await linked.slash("mute", username="@User1")
+    assert "your own X account" in reply.embeds[0]["description"]
+    assert x_calls(sandbox) == before
+    assert sandbox.x.mutes_of("user1") == []
+
+
+async def test_rate_limit_says_when_and_stops_sending(sandbox: Sandbox, linked: Member) -> None:
+    for i in range(2, 52):
+        sandbox.x.add_user(f"many{i}")
+    for i in range(2, 52):
+        await linked.slash("mute", username=f"many{i}")
+    reply = await linked.slash("mute", username="user2")
+    assert re.search(r"Try again <t:\d+:R>", reply.embeds[0]["description"])
+    posts = sandbox.x.calls["POST /2/users/:id/muting"]
+    await linked.slash("mute", username="user3")
+    assert sandbox.x.calls["POST /2/users/:id/muting"] == posts  # known to be refused: not sent
+    assert sandbox.x.calls["429"] == 0
+
+
+async def test_usage_cap_and_x_unavailable(sandbox: Sandbox, linked: Member) -> None:
+    sandbox.x.usage_capped = True
+    reply = await linked.slash("mute", username="user2")
+    assert "usage cap" in reply.embeds[0]["description"]
+    sandbox.x.usage_capped = False
+    sandbox.x.error_rate = 1.0
+    reply = await linked.slash("mute", username="user2")
+    assert "not answering" in reply.embeds[0]["description"]
+    sandbox.x.error_rate = 0.0
+    assert sandbox.x.mutes_of("user1") == []
+
+
+async def test_137_mutes_page_each_exactly_once(sandbox: Sandbox, linked: Member, bob: Member) -> None:
+    sandbox.x.seed_mutes("user1", [f"target{i}" for i in range(137)])
+    reply = await linked.slash("mutes")
+    assert "Page 1 of 10" in [b["label"] for b in reply.buttons]
+    seen = listed(reply)
+    for _ in range(9):
+        reply = await reply.click("Next")
+        seen += listed(reply)
+    assert len(seen) == 137 and len(set(seen)) == 137
+    assert {b["label"]: b["disabled"] for b in reply.buttons}["Next"] is True
+    assert sandbox.x.calls["GET /2/users/:id/muting"] == 1  # one fetch of 1,000 serves every page
+
+    first = await reply.click("First")
+    assert listed(first) == seen[:15]
+    last = await first.click("Last")
+    assert listed(last) == seen[135:]
+    modal = await last.click("Page 10 of 10")
+    assert modal.modal is not None
+    jumped = await modal.submit({"Page (1–10)": "4"})
+    assert listed(jumped) == seen[45:60]
+    bad = await (await jumped.click("Page 4 of 10")).submit({"Page (1–10)": "99"})
+    assert "not a page number" in bad.text
+
+    stranger = await jumped.click("Next", as_member=bob)
+    assert stranger.ephemeral and "not yours" in stranger.text
+
+
+async def test_refresh_button_and_buttons_after_a_restart(sandbox: Sandbox, linked: Member) -> None:
+    sandbox.x.seed_mutes("user1", [f"target{i}" for i in range(40)])
+    reply = await linked.slash("mutes")
+    await sandbox.stop_bot()
+    await sandbox.start_bot()
+    after = await reply.click("Next")
+    assert len(listed(after)) == 15 and "Page 2 of 3" in [b["label"] for b in after.buttons]
+    sandbox.x.seed_mutes("user1", ["newcomer"])
+    refreshed = await after.click("Refresh")
+    assert "41 muted accounts" in refreshed.embeds[0]["footer"]["text"]
+
+
+async def test_empty_list(sandbox: Sandbox, linked: Member) -> None:
+    reply = await linked.slash("mutes")
+    assert "mutes nobody" in reply.embeds[0]["description"]
+    assert all(b["disabled"] for b in reply.buttons if b["label"] != "Refresh")
+
+
+async def test_view_timeout_disables_buttons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.paginator
+
+    monkeypatch.setattr(bot.paginator, "VIEW_TIMEOUT", 0.3)
+    async with Sandbox(tmp_path) as sandbox:
+        alice = sandbox.member("alice")
+        await sandbox.link(alice, "user1")
+        sandbox.x.seed_mutes("user1", [f"target{i}" for i in range(20)])
+        reply = await alice.slash("mutes")
+        done = await reply.wait_for(lambda r: all(b["disabled"] for b in r.buttons), timeout=5)
+        assert done.buttons
