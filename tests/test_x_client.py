@@ -173,7 +173,7 @@ async def test_a_thousand_names_take_at_most_ten_lookups(emu: XEmulator, client:
         await db.migrate()
         directory = UserDirectory(db, client)
         auth = auth_for(emu, "user1")
-        result = await directory.resolve_many(auth, names + ["BULK1"])
+        result = await directory.resolve_many(auth, [*names, "BULK1"])
         assert len(result.found) == 990 and result.not_found == names[990:]
         assert emu.calls["GET /2/users/by"] == 10
         again = await directory.resolve_many(auth, names)
