@@ -147,6 +147,14 @@ class SampleBot(commands.Bot):
         async def silent(interaction: discord.Interaction) -> None:
             return None
 
+        @tree.command(description="Show what discord.py believes about the caller")
+        async def whoami(interaction: discord.Interaction) -> None:
+            assert isinstance(interaction.user, discord.Member)
+            by_roles = interaction.user.guild_permissions.manage_guild
+            owner = interaction.guild is not None and interaction.guild.owner_id == interaction.user.id
+            text = f"manage_guild={interaction.permissions.manage_guild}/{by_roles} owner={owner}"
+            await interaction.response.send_message(text, ephemeral=True)
+
         mutelist = app_commands.Group(name="mutelist", description="Shared mute lists")
 
         @mutelist.command(name="add", description="Add an account")
@@ -289,6 +297,19 @@ async def test_subcommands_and_permissions(world: World) -> None:
     with pytest.raises(CommandNotAvailable, match="lacks permissions"):
         await world.alice.slash("mod")
     assert (await world.moderator.slash("mod")).text == "hello moderator"
+    assert (await world.moderator.slash("whoami")).text == "manage_guild=True/True owner=False"
+    assert (await world.alice.slash("whoami")).text == "manage_guild=False/False owner=False"
+
+
+async def test_guilds_and_members_added_while_connected(world: World) -> None:
+    standin = world.standin
+    await asyncio.wait_for(world.bot.wait_until_ready(), 5)
+    joined = asyncio.ensure_future(world.bot.wait_for("guild_join", timeout=5))
+    await asyncio.sleep(0)
+    late_guild = standin.add_guild("Late Guild")
+    assert (await joined).id == late_guild
+    dave = standin.add_member(late_guild, "dave", permissions=MODERATOR_PERMISSIONS | 1 << 13)
+    assert (await dave.slash("whoami")).text == "manage_guild=True/True owner=False"
 
 
 async def test_dm_sent_and_refused(world: World) -> None:

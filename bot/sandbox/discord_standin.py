@@ -62,7 +62,13 @@ class StandInGuild:
     name: str
     channel_id: int
     joined_at: str
+    # Nobody the tests drive owns the server: discord.py grants an owner every permission.
+    owner_id: int = dataclasses.field(default_factory=snowflake)
     members: dict[int, Member] = dataclasses.field(default_factory=dict)
+    # One role per permission set beyond @everyone's, so Member.guild_permissions agrees with the
+    # interaction's "permissions" field.
+    roles: dict[int, int] = dataclasses.field(default_factory=dict)
+    announced_roles: set[int] = dataclasses.field(default_factory=set)
 
 
 class DiscordApiError(Exception):
@@ -172,7 +178,10 @@ class DiscordStandIn:
         self.guilds[guild.id] = guild
         self.commands.setdefault(guild.id, [])
         if self._ready:
-            self._spawn(self._dispatch("GUILD_CREATE", self._guild_create(guild)))
+            # Without "unavailable" a GUILD_CREATE means the bot joined (discord.py: on_guild_join).
+            data = self._guild_create(guild)
+            del data["unavailable"]
+            self._spawn(self._dispatch("GUILD_CREATE", data))
         return guild.id
 
     def add_member(self, guild_id: int, username: str, *, permissions: int = DEFAULT_MEMBER_PERMISSIONS) -> Member:
@@ -182,7 +191,12 @@ class DiscordStandIn:
         guild.members[member.id] = member
         if self._ready and self._intents & GUILD_MEMBERS_INTENT:
             event = {**self.member_payload(member, with_permissions=False), "guild_id": str(guild_id)}
-            self._spawn(self._dispatch("GUILD_MEMBER_ADD", event))
+
+            async def announce() -> None:
+                await self._announce_roles(guild)
+                await self._dispatch("GUILD_MEMBER_ADD", event)
+
+            self._spawn(announce())
         return member
 
     def refuse_dms(self, user_id: int, refuse: bool = True) -> None:
@@ -229,11 +243,31 @@ class DiscordStandIn:
 
     def member_payload(self, member: Member, *, with_permissions: bool = True) -> JSON:
         guild = self._guild(member.guild_id)
-        return member_json(
+        data = member_json(
             self.users[member.id],
             permissions=member.permissions if with_permissions else None,
             joined_at=guild.joined_at,
         )
+        role_id = self._role_for(guild, member.permissions)
+        if role_id is not None:
+            data["roles"] = [str(role_id)]
+        return data
+
+    def _role_for(self, guild: StandInGuild, permissions: int) -> int | None:
+        if permissions & ~DEFAULT_MEMBER_PERMISSIONS == 0:
+            return None
+        role_id = guild.roles.get(permissions)
+        if role_id is None:
+            role_id = guild.roles[permissions] = snowflake()
+        return role_id
+
+    async def _announce_roles(self, guild: StandInGuild) -> None:
+        # The bot must know a role before an event names it, as Discord guarantees.
+        for permissions, role_id in list(guild.roles.items()):
+            if role_id not in guild.announced_roles and self._ready:
+                guild.announced_roles.add(role_id)
+                role = role_json(role_id, f"perms-{permissions}", permissions)
+                await self._dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role})
 
     def dm_channel_for(self, user_id: int) -> int:
         channel_id = self.dm_channels.get(user_id)
@@ -303,13 +337,15 @@ class DiscordStandIn:
             guild = self._guild(member.guild_id)
             guild_id = guild.id
             channel_id = guild.channel_id
+            member_data = self.member_payload(member)
+            await self._announce_roles(guild)
             payload.update(
                 guild_id=str(guild.id),
                 guild={"id": str(guild.id), "locale": "en-US", "features": []},
                 guild_locale="en-US",
                 channel_id=str(channel_id),
                 channel=text_channel_json(channel_id, guild.id, "general"),
-                member=self.member_payload(member),
+                member=member_data,
                 context=0,
                 authorizing_integration_owners={"0": str(guild.id)},
             )
@@ -362,9 +398,10 @@ class DiscordStandIn:
     def _guild_create(self, guild: StandInGuild) -> JSON:
         bot_member = member_json(self.bot_user, permissions=None, joined_at=guild.joined_at)
         members = [bot_member]
+        member_data = [self.member_payload(m, with_permissions=False) for m in guild.members.values()]
         if self._intents & GUILD_MEMBERS_INTENT:
-            members += [self.member_payload(m, with_permissions=False) for m in guild.members.values()]
-        owner = next(iter(guild.members), self.bot_user_id)
+            members += member_data
+        guild.announced_roles.update(guild.roles.values())
         return {
             "id": str(guild.id),
             "name": guild.name,
@@ -373,7 +410,7 @@ class DiscordStandIn:
             "discovery_splash": None,
             "banner": None,
             "description": None,
-            "owner_id": str(owner),
+            "owner_id": str(guild.owner_id),
             "afk_channel_id": None,
             "afk_timeout": 300,
             "verification_level": 0,
@@ -390,7 +427,8 @@ class DiscordStandIn:
             "public_updates_channel_id": None,
             "max_members": 500_000,
             "application_id": None,
-            "roles": [role_json(guild.id, "@everyone", DEFAULT_MEMBER_PERMISSIONS)],
+            "roles": [role_json(guild.id, "@everyone", DEFAULT_MEMBER_PERMISSIONS)]
+            + [role_json(r, f"perms-{p}", p) for p, r in guild.roles.items()],
             "emojis": [],
             "stickers": [],
             "channels": [text_channel_json(guild.channel_id, guild.id, "general")],
@@ -419,6 +457,7 @@ class DiscordStandIn:
         self._sent.append(frame)
         if self._ws is not None:
             await self._send(self._ws, frame)
+        self._bump()
 
     async def _dispatch(self, event: str, data: JSON) -> None:
         async with self._send_lock:
@@ -988,6 +1027,11 @@ class DiscordStandIn:
                 raise DiscordApiError(403, 50005, "Cannot edit a message authored by another user")
             body, files = await self._read_body(request)
             self._edit(message, body, files)
+            for record in self.interactions.values():
+                # interaction.message.edit() after a deferred update answers that click too.
+                if record.callback_type == 6 and record.original_message_id == message.id:
+                    record.original_edited = True
+                    self._mark_content(record)
             self._bump()
         return json_response(message.to_json())
 
