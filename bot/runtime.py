@@ -186,7 +186,7 @@ class MuteBot(commands.Bot):
             user = self.get_user(user_id) or await self.fetch_user(user_id)
             channel = user.dm_channel or await user.create_dm()
             missing = discord.utils.MISSING
-            return await channel.send(content or missing, embed=embed or missing, view=view or missing)
+            return await channel.send(content, embed=embed or missing, view=view or missing)
         except discord.Forbidden:
             return None
         except discord.HTTPException as exc:
