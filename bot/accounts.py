@@ -224,7 +224,8 @@ class AccountService:
         return user
 
     def _auth1(self, x_user_id: str, access: Secret, secret: Secret) -> UserAuth:
-        return UserAuth(x_user_id, access, secret, self.settings.x_consumer_key, self.settings.x_consumer_secret)
+        return UserAuth(x_user_id, access, secret, self.settings.x_consumer_key, self.settings.x_consumer_secret,
+                        mute_api=self.settings.x_mute_api)
 
     async def _store_link(
         self, discord_user_id: int, user: XUser, kind: str, access: Secret, *, refresh: Secret | None,

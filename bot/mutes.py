@@ -70,7 +70,33 @@ class MuteService:
             raise MutebotError("That is your own X account; X does not let you mute yourself.")
         return account, target
 
+    def _v11(self, account: LinkedAccount) -> bool:
+        return account.auth_kind == "oauth1" and self.accounts.settings.x_mute_api == "v1.1"
+
+    async def _v11_by_name(self, member_id: int, text: str, *, mute: bool) -> MuteOutcome | None:
+        """v1.1 mutes by screen name in one call, so no lookup is spent first."""
+        username = normalize_username(text)
+        account = await self.linked(member_id)
+        if not self._v11(account):
+            return None
+        if username.lower() == account.x_username.lower():
+            raise MutebotError("That is your own X account; X does not let you mute yourself.")
+        self._check_budget(account.x_user_id, "muting.post" if mute else "muting.delete")
+        if mute:
+            user: XUser | None = await self.accounts.call(member_id, lambda a: self.x.mute_by_username(a, username))
+        else:
+            user = await self.accounts.call(member_id, lambda a: self.x.unmute_by_username(a, username))
+        if user is None:  # X says it was not muted: look the account up only to name it
+            user = await self.accounts.call(member_id, lambda auth: self.directory.resolve(auth, username))
+        await self.directory.remember([user])
+        known = await self._cached(member_id, user.id)
+        await self.record(member_id, user, muted=mute, manual=True)
+        return MuteOutcome(user, changed=known != mute)
+
     async def mute(self, member_id: int, text: str) -> MuteOutcome:
+        by_name = await self._v11_by_name(member_id, text, mute=True)
+        if by_name is not None:
+            return by_name
         account, target = await self.resolve_target(member_id, text)
         self._check_budget(account.x_user_id, "muting.post")
         already = await self._cached(member_id, target.id)
@@ -83,6 +109,9 @@ class MuteService:
         return MuteOutcome(target, changed=not already)
 
     async def unmute(self, member_id: int, text: str) -> MuteOutcome:
+        by_name = await self._v11_by_name(member_id, text, mute=False)
+        if by_name is not None:
+            return by_name
         account, target = await self.resolve_target(member_id, text)
         self._check_budget(account.x_user_id, "muting.delete")
         was = await self._cached(member_id, target.id)

@@ -129,6 +129,11 @@ class UserAuth:
     token_secret: Secret | None = None
     consumer_key: str | None = None
     consumer_secret: Secret | None = None
+    mute_api: str = "v2"  # "v1.1": OAuth 1.0a accounts may use the v1.1 mutes/users/* endpoints
+
+    @property
+    def uses_v11(self) -> bool:
+        return self.token_secret is not None and self.mute_api == "v1.1"
 
     def httpx_auth(self) -> httpx.Auth:
         if self.token_secret is None:
@@ -140,6 +145,8 @@ class UserAuth:
             client_secret=self.consumer_secret.reveal() if self.consumer_secret else None,
             token=self.access_token.reveal(),
             token_secret=self.token_secret.reveal(),
+            # Without it authlib drops JSON bodies (POST muting's target_user_id) from signed requests.
+            force_include_body=True,
         )
         return auth
 
@@ -196,6 +203,14 @@ def _problem_suffix(body: Any) -> str:
         if isinstance(kind, str):
             return kind.rstrip("/").rsplit("/", 1)[-1]
     return ""
+
+
+def _v11_code(body: Any) -> int | None:
+    """The numeric code of a v1.1 error body ({"errors": [{"code": N, "message": ...}]})."""
+    if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
+        code = body["errors"][0].get("code") if isinstance(body["errors"][0], dict) else None
+        return code if isinstance(code, int) else None
+    return None
 
 
 class XClient:
@@ -292,6 +307,9 @@ class XClient:
             if not detail and isinstance(body.get("errors"), list) and body["errors"]:
                 first = body["errors"][0]
                 detail = str(first.get("message") or first.get("detail") or "")
+        v11_code = _v11_code(body)
+        if v11_code in (17, 50):
+            raise XUserNotFound("")
         if status == 429:
             if _problem_suffix(body) == "usage-capped":
                 raise XUsageCapped(detail or "usage cap exceeded", status=429)
@@ -352,16 +370,50 @@ class XClient:
         return LookupResult(found, not_found)
 
     async def mute(self, auth: UserAuth, target_user_id: str) -> bool:
+        if auth.uses_v11:
+            await self.request("POST", "/1.1/mutes/users/create.json", auth, "muting.post",
+                               data={"user_id": target_user_id})
+            return True
         body = await self.request(
             "POST", f"/2/users/{auth.x_user_id}/muting", auth, "muting.post", json={"target_user_id": target_user_id}
         )
         return bool(body["data"]["muting"])
 
     async def unmute(self, auth: UserAuth, target_user_id: str) -> bool:
+        if auth.uses_v11:
+            await self._v11_destroy(auth, {"user_id": target_user_id})
+            return False
         body = await self.request(
             "DELETE", f"/2/users/{auth.x_user_id}/muting/{target_user_id}", auth, "muting.delete"
         )
         return bool(body["data"]["muting"])
+
+    async def _v11_destroy(self, auth: UserAuth, data: dict[str, str]) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = await self.request(
+                "POST", "/1.1/mutes/users/destroy.json", auth, "muting.delete", data=data
+            )
+            return body
+        except XForbidden as exc:
+            if "not muting" in exc.reason:  # v1.1 code 272: already the state we want
+                return {}
+            raise
+
+    async def mute_by_username(self, auth: UserAuth, username: str) -> XUser:
+        """v1.1 only: mute by screen name in one call; X answers with the whole user object."""
+        try:
+            body = await self.request("POST", "/1.1/mutes/users/create.json", auth, "muting.post",
+                                      data={"screen_name": username})
+        except XUserNotFound:
+            raise XUserNotFound(username) from None
+        return XUser.from_json({**body, "id": body.get("id_str", body.get("id"))})
+
+    async def unmute_by_username(self, auth: UserAuth, username: str) -> XUser | None:
+        try:
+            body = await self._v11_destroy(auth, {"screen_name": username})
+        except XUserNotFound:
+            raise XUserNotFound(username) from None
+        return XUser.from_json({**body, "id": body.get("id_str", body.get("id"))}) if body else None
 
     async def muting_page(
         self,
@@ -375,6 +427,8 @@ class XClient:
     ) -> MutingPage:
         if not 1 <= max_results <= 1000:
             raise XInvalidRequest("max_results must be between 1 and 1000", "max_results")
+        if auth.uses_v11:
+            return await self._v11_muting_page(auth, pagination_token or "-1", min(max_results, 200))
         params = {"max_results": str(max_results)}
         if pagination_token:
             params["pagination_token"] = pagination_token
@@ -393,6 +447,17 @@ class XClient:
             next_token=meta.get("next_token"),
             previous_token=meta.get("previous_token"),
         )
+
+    async def _v11_muting_page(self, auth: UserAuth, cursor: str, count: int) -> MutingPage:
+        body = await self.request(
+            "GET", "/1.1/mutes/users/list.json", auth, "muting.get",
+            params={"cursor": cursor, "count": str(count), "skip_status": "true", "include_entities": "false"},
+        )
+        users = [XUser.from_json({**u, "id": u.get("id_str", u.get("id"))}) for u in body.get("users", [])]
+        next_cursor = str(body.get("next_cursor_str", body.get("next_cursor", "0")))
+        previous = str(body.get("previous_cursor_str", body.get("previous_cursor", "0")))
+        return MutingPage(users, {}, len(users), None if next_cursor == "0" else next_cursor,
+                          None if previous == "0" else previous)
 
     async def iter_muting(self, auth: UserAuth, *, max_results: int = 1000) -> AsyncIterator[MutingPage]:
         token: str | None = None

@@ -1,0 +1,90 @@
+"""OAuth 1.0a linking and mutes through both the v2 and the v1.1 endpoints, end to end."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.harness import Sandbox
+
+
+@pytest.fixture(params=["v2", "v1.1"])
+async def oauth1_sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Sandbox]:
+    async with Sandbox(tmp_path, env={"X_AUTH": "oauth1", "X_MUTE_API": request.param}) as sandbox:
+        yield sandbox
+
+
+def listed(embeds: list[dict[str, object]]) -> list[str]:
+    return re.findall(r"\[@(\w+)\]", str(embeds[0]["description"]))
+
+
+async def test_link_mute_unmute_and_browse(oauth1_sandbox: Sandbox) -> None:
+    sandbox = oauth1_sandbox
+    alice = sandbox.member("alice")
+    await alice.slash("link")
+    url = sandbox.link_url((await alice.dms())[-1])
+    assert url.startswith(f"{sandbox.x.base_url}/oauth/authorize?oauth_token=")
+    page = await sandbox.authorize(url, "user1")
+    assert page.status_code == 200
+    assert "Linked @user1" in page.text
+    replay = await sandbox.http.get(str(page.url))
+    assert replay.status_code == 400
+
+    v11 = sandbox.settings().x_mute_api == "v1.1"
+    lookups = sandbox.x.calls["GET /2/users/by/username/:username"]
+    reply = await alice.slash("mute", username="https://x.com/user2")
+    assert reply.embeds[0]["title"] == "Muted on X"
+    assert "@user2" in reply.embeds[0]["description"]
+    assert sandbox.x.mutes_of("user1") == [sandbox.x.user("user2").id]
+    if v11:
+        assert sandbox.x.calls["POST /1.1/mutes/users/create.json"] == 1
+        assert sandbox.x.calls["GET /2/users/by/username/:username"] == lookups  # no separate lookup
+    else:
+        assert sandbox.x.calls["POST /2/users/:id/muting"] == 1
+
+    reply = await alice.slash("unmute", username="@user2")
+    assert reply.embeds[0]["title"] == "Unmuted on X"
+    assert sandbox.x.mutes_of("user1") == []
+    missing = await alice.slash("mute", username="nobody_here")
+    assert "no X account called @nobody_here" in missing.embeds[0]["description"]
+
+    sandbox.x.seed_mutes("user1", [f"target{i}" for i in range(137)])
+    reply = await alice.slash("mutes")
+    seen = listed(reply.embeds)
+    while not {b["label"]: b["disabled"] for b in reply.buttons}["Next"]:
+        reply = await reply.click("Next")
+        seen += listed(reply.embeds)
+    assert len(seen) == 137
+    assert len(set(seen)) == 137
+    status = await alice.slash("status")
+    assert "@user1" in status.embeds[0]["description"]
+
+
+async def test_denied_and_unknown_oauth1_callbacks(oauth1_sandbox: Sandbox) -> None:
+    sandbox = oauth1_sandbox
+    alice = sandbox.member("alice")
+    await alice.slash("link")
+    denied = await sandbox.authorize(sandbox.link_url((await alice.dms())[-1]), None, deny=True)
+    assert denied.status_code == 400
+    assert "cancelled" in denied.text
+    made_up = await sandbox.http.get(f"{sandbox.public_base_url}/oauth/callback?oauth_token=abc&oauth_verifier=x")
+    assert made_up.status_code == 400
+
+
+async def test_oauth1_tokens_are_encrypted_at_rest(oauth1_sandbox: Sandbox) -> None:
+    sandbox = oauth1_sandbox
+    await sandbox.link(sandbox.member("alice"), "user3")
+    assert sandbox.bot is not None
+    await sandbox.bot.services.db.execute("PRAGMA wal_checkpoint(FULL)")
+    raw = b"".join(p.read_bytes() for p in sandbox.directory.iterdir() if p.name.startswith("mutebot.sqlite3"))
+    secrets = [value for token, cred in sandbox.x._oauth1.items() for value in (token, cred.secret)]
+    assert secrets
+    for value in secrets:
+        assert value.encode() not in raw
+    row = await sandbox.bot.services.db.fetchone("SELECT token_secret, auth_kind FROM linked_accounts")
+    assert row is not None
+    assert row["auth_kind"] == "oauth1"
+    assert row["token_secret"].startswith(b"gAAAAA")  # Fernet ciphertext
