@@ -66,6 +66,10 @@ class Sandbox:
         self.http = httpx.AsyncClient(timeout=10)
 
     def settings(self) -> Settings:
+        return load_settings(self.environment(), "run")
+
+    def environment(self) -> dict[str, str]:
+        """The bot's configuration as environment variables (for `mutebot run` in another process)."""
         env = {
             "DISCORD_TOKEN": self.discord.bot_token,
             "DISCORD_API_BASE": self.discord.api_base,
@@ -82,13 +86,14 @@ class Sandbox:
         }
         if self.client_secret:
             env["X_CLIENT_SECRET"] = self.client_secret
-        return load_settings({**env, **self.extra_env}, "run")
+        return {**env, **self.extra_env}
 
-    async def start(self) -> Sandbox:
+    async def start(self, *, with_bot: bool = True) -> Sandbox:
         await self.x.start()
         await self.discord.start()
         self.guild_id = self.discord.add_guild("Sandbox Server")
-        await self.start_bot()
+        if with_bot:
+            await self.start_bot()
         return self
 
     async def start_bot(self) -> MuteBot:

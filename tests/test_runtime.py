@@ -1,0 +1,67 @@
+"""The bot runtime: the one error handler, and `mutebot run` as an operator runs it (signals, clean exit)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+from bot.logs import setup_logging
+from bot.sandbox.harness import Sandbox
+
+
+async def test_unexpected_error_gets_an_apology_with_an_incident_id(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = setup_logging("INFO", logging.StreamHandler(stream))
+    try:
+        async with Sandbox(tmp_path, extensions=("cogs.linking", "tests.faulty_cog")) as sandbox:
+            reply = await sandbox.member("alice").slash("explode")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert reply.ephemeral
+    description = reply.embeds[0]["description"]
+    match = re.search(r"incident `([0-9a-f]{8})`", description)
+    assert match, description
+    assert "Traceback" not in description
+    assert "boom" not in description
+    logs = stream.getvalue()
+    assert f"incident {match.group(1)}" in logs
+    assert "RuntimeError: boom" in logs
+    assert "should-not-be-logged" not in logs
+
+
+async def test_mutebot_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    await sandbox.start(with_bot=False)
+    try:
+        env = {**os.environ, **sandbox.environment(), "LOG_LEVEL": "INFO", "PYTHONWARNINGS": "default"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await sandbox.discord.wait_until_ready(timeout=30)
+            alice = sandbox.member("alice")
+            alice.reply_timeout = 30
+            reply = await alice.slash("status")
+            assert "not linked" in reply.embeds[0]["description"]
+            health = await sandbox.http.get(f"{sandbox.public_base_url}/healthz")
+            assert health.json()["status"] == "ok"
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        text = stderr.decode()
+        assert process.returncode == 0, text
+        assert "Traceback" not in text
+        assert "Unclosed" not in text
+        assert "shutting down" in text
+    finally:
+        await sandbox.stop()
