@@ -1,0 +1,83 @@
+"""Packaging and the sandbox command line, as a newcomer meets them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from bot.sandbox.harness import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_ships_the_migrations_and_the_console_script(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(ROOT)],
+        check=True, capture_output=True, timeout=120,
+    )
+    wheel = next(tmp_path.glob("mutebot-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    assert "migrations/0001_initial.sql" in names
+    assert "bot/py.typed" in names
+    assert "mutebot = bot.cli:main" in entry_points
+
+
+async def test_sandbox_command_serves_an_oauth_flow_a_person_can_follow(tmp_path: Path) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sandbox", "--port", str(port), "--users", "3", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        banner = (await asyncio.wait_for(process.stdout.readline(), timeout=20)).decode()
+        base = f"http://127.0.0.1:{port}"
+        assert base in banner
+        redirect = "http://127.0.0.1:8080/oauth/callback"
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        async with httpx.AsyncClient(base_url=base) as http:
+            chooser = await http.get("/i/oauth2/authorize", params={
+                "response_type": "code", "client_id": "mutebot-sandbox", "redirect_uri": redirect,
+                "scope": "tweet.read users.read mute.read mute.write offline.access", "state": "s1",
+                "code_challenge": challenge, "code_challenge_method": "S256"})
+            assert chooser.status_code == 200
+            assert "user3" in chooser.text
+            approved = await http.get(str(chooser.url) + "&login=user1")
+            assert approved.status_code == 302
+            code = parse_qs(urlsplit(approved.headers["location"]).query)["code"][0]
+            token = await http.post("/2/oauth2/token", data={
+                "grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
+                "client_id": "mutebot-sandbox", "code_verifier": verifier})
+            access = token.json()["access_token"]
+            me = (await http.get("/2/users/me", headers={"Authorization": f"Bearer {access}"})).json()["data"]
+            muted = await http.post(f"/2/users/{me['id']}/muting", headers={"Authorization": f"Bearer {access}"},
+                                    json={"target_user_id": str(int(me["id"]) + 1)})
+            assert muted.json() == {"data": {"muting": True}}
+            assert muted.headers["x-rate-limit-remaining"] == "49"
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def test_sandbox_refuses_nonsense_options(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bot", "sandbox", "--users", "0"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "--users" in result.stderr
