@@ -94,34 +94,26 @@ class MuteService:
         return MuteOutcome(user, changed=known != mute)
 
     async def mute(self, member_id: int, text: str) -> MuteOutcome:
-        by_name = await self._v11_by_name(member_id, text, mute=True)
-        if by_name is not None:
-            return by_name
-        account, target = await self.resolve_target(member_id, text)
-        self._check_budget(account.x_user_id, "muting.post")
-        already = await self._cached(member_id, target.id)
-
-        async def send(auth: UserAuth) -> bool:
-            return await self.x.mute(auth, target.id)
-
-        await self.accounts.call(member_id, send)
-        await self.record(member_id, target, muted=True, manual=True)
-        return MuteOutcome(target, changed=not already)
+        return await self._set(member_id, text, mute=True)
 
     async def unmute(self, member_id: int, text: str) -> MuteOutcome:
-        by_name = await self._v11_by_name(member_id, text, mute=False)
+        return await self._set(member_id, text, mute=False)
+
+    async def _set(self, member_id: int, text: str, *, mute: bool) -> MuteOutcome:
+        """A manual mute or unmute: validated, resolved, budget-checked, sent, then remembered."""
+        by_name = await self._v11_by_name(member_id, text, mute=mute)
         if by_name is not None:
             return by_name
         account, target = await self.resolve_target(member_id, text)
-        self._check_budget(account.x_user_id, "muting.delete")
-        was = await self._cached(member_id, target.id)
+        self._check_budget(account.x_user_id, "muting.post" if mute else "muting.delete")
+        was_muted = await self._cached(member_id, target.id)
 
         async def send(auth: UserAuth) -> bool:
-            return await self.x.unmute(auth, target.id)
+            return await (self.x.mute(auth, target.id) if mute else self.x.unmute(auth, target.id))
 
         await self.accounts.call(member_id, send)
-        await self.record(member_id, target, muted=False, manual=True)
-        return MuteOutcome(target, changed=was)
+        await self.record(member_id, target, muted=mute, manual=True)
+        return MuteOutcome(target, changed=was_muted != mute)
 
     async def pending_actions(self, member_id: int) -> int:
         return int(await self.db.fetchval(
