@@ -65,3 +65,35 @@ async def test_mutebot_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         assert "shutting down" in text
     finally:
         await sandbox.stop()
+
+
+async def test_sync_commands_pushes_now_globally_or_to_one_guild(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    await sandbox.start(with_bot=False)
+    try:
+        env = {**os.environ, **sandbox.environment()}
+        for extra in ([], ["--guild", str(sandbox.guild_id)]):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "sync-commands", *extra, env=env, cwd=tmp_path,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+            assert process.returncode == 0, stderr.decode()
+            assert "pushed" in stdout.decode()
+        assert {"link", "mute", "mutes"} <= {c["name"] for c in sandbox.discord.commands[None]}
+        assert {"link", "mute", "mutes"} <= {c["name"] for c in sandbox.discord.commands[sandbox.guild_id]}
+    finally:
+        await sandbox.stop()
+
+
+async def test_expired_states_are_purged(sandbox: Sandbox) -> None:
+    alice = sandbox.member("alice")
+    await alice.slash("link")
+    await alice.slash("link")
+    assert sandbox.bot is not None
+    services = sandbox.bot.services
+    await services.db.execute(
+        "UPDATE oauth_states SET expires_at = 1 WHERE rowid = (SELECT min(rowid) FROM oauth_states)"
+    )
+    assert await services.accounts.purge_states() == 1
+    assert await services.db.fetchval("SELECT count(*) FROM oauth_states") == 1
