@@ -22,7 +22,7 @@ from bot.errors import MutebotError, NotLinked, RelinkRequired
 from bot.secrets import Secret
 from bot.storage import Database
 from bot.vault import TokenVault
-from bot.x_client import UserAuth, XClient, XUnauthorized, XUser
+from bot.x_client import UserAuth, XClient, XUnauthorized, XUnavailable, XUser
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -334,7 +334,10 @@ class AccountService:
                 if exc.error == "invalid_grant":
                     await self.mark_relink(discord_user_id)
                     raise RelinkRequired() from exc
-                raise
+                raise XUnavailable(f"X refused to refresh the token ({exc.error})") from exc
+            except (httpx.HTTPError, ValueError) as exc:
+                # The refresh token may or may not have been spent; the next call finds out (invalid_grant).
+                raise XUnavailable("X's token endpoint did not answer") from exc
             self.refreshes += 1
             now = self.clock()
             access = Secret(str(token["access_token"]))

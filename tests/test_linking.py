@@ -126,3 +126,14 @@ async def test_no_token_in_database_or_logs(tmp_path: Path) -> None:
     for token in tokens:
         assert token.encode() not in raw
         assert token not in logs
+
+
+async def test_token_endpoint_outage_is_reported_and_recovers(sandbox: Sandbox, alice: Member) -> None:
+    await sandbox.link(alice, "user1")
+    sandbox.x.expire_access_tokens()
+    sandbox.x.error_rate = 1.0
+    reply = await alice.slash("mute", username="user2")
+    assert "not answering" in reply.embeds[0]["description"]
+    sandbox.x.error_rate = 0.0
+    reply = await alice.slash("mute", username="user2")
+    assert reply.embeds[0]["title"] == "Muted on X"
