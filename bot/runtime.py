@@ -22,8 +22,10 @@ from bot.accounts import AccountService
 from bot.config import Settings
 from bot.directory import UserDirectory
 from bot.discord_endpoints import point_discord_py_at
+from bot.mutelists import MuteLists
 from bot.mutes import MuteService
 from bot.paginator import PageButton
+from bot.queue import ActionQueue, DiscordProgress
 from bot.replies import COLOUR_OK, account_embed, report_error
 from bot.storage import Database
 from bot.vault import TokenVault
@@ -32,7 +34,7 @@ from bot.x_client import XClient, XUser
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXTENSIONS: tuple[str, ...] = ("cogs.linking", "cogs.muting")
+DEFAULT_EXTENSIONS: tuple[str, ...] = ("cogs.linking", "cogs.muting", "cogs.mutelists")
 STATE_PURGE_INTERVAL = 300.0
 
 
@@ -47,6 +49,8 @@ class Services:
     directory: UserDirectory
     accounts: AccountService
     mutes: MuteService
+    queue: ActionQueue
+    lists: MuteLists
 
 
 class MuteBot(commands.Bot):
@@ -100,7 +104,10 @@ class MuteBot(commands.Bot):
         accounts.on_linked = self.confirm_link
         accounts.on_relink_needed = self.ask_to_relink
         mutes = MuteService(db, accounts, directory, x, clock=self.clock)
-        self._services = Services(settings, db, vault, x, directory, accounts, mutes)
+        queue = ActionQueue(db, accounts, mutes, x, clock=self.clock)
+        queue.reporter = DiscordProgress(self, self.dm, clock=self.clock)
+        lists = MuteLists(db, accounts, directory, mutes, queue, clock=self.clock)
+        self._services = Services(settings, db, vault, x, directory, accounts, mutes, queue, lists)
 
         self.web = WebServer(build_app(db, accounts), settings.web_host, settings.web_port)
         await self.web.start()
@@ -114,6 +121,7 @@ class MuteBot(commands.Bot):
         self.add_dynamic_items(PageButton)
         await self.sync_if_changed()
         self.start_task("purge-states", self._purge_states)
+        self.start_task("action-queue", queue.run)
 
     def start_task(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A background loop that is restarted after an error and cancelled on shutdown."""
@@ -194,6 +202,8 @@ class MuteBot(commands.Bot):
             return None
 
     async def confirm_link(self, discord_user_id: int, user: XUser) -> None:
+        if self._services is not None:
+            self._services.queue.poke()  # a relinked member's paused actions can go out again
         await self.dm(discord_user_id, embed=account_embed(
             "X account linked", user, colour=COLOUR_OK,
             note="You can now use `/mute`, `/unmute`, `/mutes` and the server's mute lists.",
@@ -219,6 +229,7 @@ class MuteBot(commands.Bot):
             await self.web.stop()
         if self._services is not None:
             services, self._services = self._services, None
+            await services.queue.aclose()
             await services.accounts.aclose()
             await services.x.aclose()
             await services.db.close()

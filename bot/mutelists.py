@@ -1,0 +1,608 @@
+"""MuteLists: a server's shared mute lists, their entries, subscriptions and audit trail, applied through the queue."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bot.accounts import AccountService, LinkedAccount
+from bot.directory import UserDirectory
+from bot.errors import MutebotError
+from bot.mutes import MuteService
+from bot.queue import ActionQueue, Target
+from bot.storage import Database
+from bot.usernames import InvalidUsername, normalize_username
+from bot.x_client import LookupResult, UserAuth, XRateLimited, XUser
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,49}$")
+MAX_REASON = 200
+MAX_DESCRIPTION = 200
+MAX_IMPORT_ROWS = 10_000
+MAX_IMPORT_BYTES = 2_000_000
+PAGE_SIZE = 15
+_X_ID = re.compile(r"^[0-9]{1,19}$")
+
+
+class ListNotFound(MutebotError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"This server has no mute list called `{name[:50]}`. `/mutelist all` shows them.")
+
+
+class InvalidListName(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("A list name is 1–50 characters: letters, digits, spaces, `-`, `_` and `.`, "
+                         "starting with a letter or digit.")
+
+
+@dataclass(frozen=True)
+class MuteList:
+    id: int
+    guild_id: int
+    name: str
+    description: str
+    created_by: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    x_user_id: str
+    username: str
+    reason: str | None
+    added_by: int
+    added_at: float
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    mute_list: MuteList
+    entries: int
+    subscribers: int
+
+
+@dataclass(frozen=True)
+class EntriesPage:
+    mute_list: MuteList
+    entries: list[ListEntry]
+    page: int
+    pages: int
+    total: int
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    text: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    added: int = 0
+    already: int = 0
+    queued_for: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Applied:
+    job_id: int
+    to_send: int
+    already_muted: int
+    kept_unmuted: int
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    was_subscribed: bool
+    cancelled: int
+    job_id: int | None
+    to_unmute: int
+
+
+def check_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not NAME_PATTERN.match(cleaned):
+        raise InvalidListName()
+    return cleaned
+
+
+def _list_from(row: sqlite3.Row) -> MuteList:
+    return MuteList(int(row["id"]), int(row["guild_id"]), row["name"], row["description"], int(row["created_by"]),
+                    float(row["created_at"]))
+
+
+def _entry_from(row: sqlite3.Row) -> ListEntry:
+    return ListEntry(row["x_user_id"], row["username"], row["reason"], int(row["added_by"]), float(row["added_at"]))
+
+
+class MuteLists:
+    def __init__(
+        self, db: Database, accounts: AccountService, directory: UserDirectory, mutes: MuteService,
+        queue: ActionQueue, *, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.directory = directory
+        self.mutes = mutes
+        self.queue = queue
+        self.clock = clock
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    async def get(self, guild_id: int, name: str) -> MuteList:
+        row = await self.db.fetchone(
+            "SELECT * FROM mute_lists WHERE guild_id = ? AND name = ?", (guild_id, " ".join(name.split()))
+        )
+        if row is None:
+            raise ListNotFound(name)
+        return _list_from(row)
+
+    async def by_id(self, guild_id: int, list_id: int) -> MuteList:
+        row = await self.db.fetchone("SELECT * FROM mute_lists WHERE guild_id = ? AND id = ?", (guild_id, list_id))
+        if row is None:
+            raise MutebotError("This mute list no longer exists.")
+        return _list_from(row)
+
+    async def names(self, guild_id: int, typed: str, limit: int = 25) -> list[str]:
+        needle = typed.strip().lower().replace("%", "").replace("_", r"\_")
+        rows = await self.db.fetchall(
+            "SELECT name FROM mute_lists WHERE guild_id = ? AND lower(name) LIKE ? ESCAPE '\\'"
+            " ORDER BY lower(name) NOT LIKE ? ESCAPE '\\', lower(name) LIMIT ?",
+            (guild_id, f"%{needle}%", f"{needle}%", limit),
+        )
+        return [str(r["name"]) for r in rows]
+
+    async def summaries(self, guild_id: int) -> list[ListSummary]:
+        rows = await self.db.fetchall(
+            "SELECT l.*, (SELECT count(*) FROM mute_list_entries e WHERE e.list_id = l.id) AS entries,"
+            " (SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id) AS subscribers"
+            " FROM mute_lists l WHERE l.guild_id = ? ORDER BY lower(l.name)",
+            (guild_id,),
+        )
+        return [ListSummary(_list_from(r), int(r["entries"]), int(r["subscribers"])) for r in rows]
+
+    async def page(self, guild_id: int, list_id: int, page: int, per_page: int = PAGE_SIZE) -> EntriesPage:
+        mute_list = await self.by_id(guild_id, list_id)
+        total = int(await self.db.fetchval(
+            "SELECT count(*) FROM mute_list_entries WHERE list_id = ?", (list_id,)
+        ))
+        pages = max(1, math.ceil(total / per_page))
+        page = min(max(page, 0), pages - 1)
+        rows = await self.db.fetchall(
+            "SELECT * FROM mute_list_entries WHERE list_id = ? ORDER BY lower(username), x_user_id LIMIT ? OFFSET ?",
+            (list_id, per_page, page * per_page),
+        )
+        return EntriesPage(mute_list, [_entry_from(r) for r in rows], page, pages, total)
+
+    async def entries(self, list_id: int) -> list[ListEntry]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM mute_list_entries WHERE list_id = ? ORDER BY added_at, x_user_id", (list_id,)
+        )
+        return [_entry_from(r) for r in rows]
+
+    async def export_csv(self, guild_id: int, name: str) -> tuple[MuteList, bytes]:
+        mute_list = await self.get(guild_id, name)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["username", "id", "reason", "added_by", "added_at"])
+        for entry in await self.entries(mute_list.id):
+            added_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.added_at))
+            writer.writerow([entry.username, entry.x_user_id, entry.reason or "", entry.added_by, added_at])
+        return mute_list, out.getvalue().encode()
+
+    async def is_subscribed(self, list_id: int, member_id: int) -> bool:
+        return bool(await self.db.fetchval(
+            "SELECT 1 FROM subscriptions WHERE list_id = ? AND discord_user_id = ?", (list_id, member_id)
+        ))
+
+    # -- moderators' changes ---------------------------------------------------------------------------
+
+    async def _audit(self, guild_id: int, actor: int, action: str, list_id: int | None, **detail: object) -> None:
+        await self.db.execute(
+            "INSERT INTO audit_log (guild_id, actor_id, action, list_id, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (guild_id, actor, action, list_id, json.dumps(detail, sort_keys=True), self.clock()),
+        )
+
+    async def create(self, guild_id: int, actor: int, name: str, description: str | None) -> MuteList:
+        name = check_name(name)
+        description = (description or "").strip()[:MAX_DESCRIPTION]
+        try:
+            async with self.db.transaction():
+                list_id = await self.db.execute(
+                    "INSERT INTO mute_lists (guild_id, name, description, created_by, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (guild_id, name, description, actor, self.clock()),
+                )
+                await self._audit(guild_id, actor, "create", list_id, name=name, description=description)
+        except sqlite3.IntegrityError:
+            raise MutebotError(f"This server already has a list called `{name}` (names ignore case).") from None
+        return await self.by_id(guild_id, list_id)
+
+    async def delete(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, list[int], int]:
+        """Delete a list, cancelling its pending actions; returns (list, subscribers to tell, cancelled)."""
+        mute_list = await self.get(guild_id, name)
+        async with self.db.transaction():
+            subscribers = [int(r["discord_user_id"]) for r in await self.db.fetchall(
+                "SELECT discord_user_id FROM subscriptions WHERE list_id = ?", (mute_list.id,)
+            )]
+            cancelled = int(await self.db.fetchval(
+                "SELECT count(*) FROM actions WHERE list_id = ? AND status = 'pending'", (mute_list.id,)
+            ))
+            jobs = await self.queue.cancel("list_id = ?", (mute_list.id,), "the list was deleted")
+            await self.db.execute("DELETE FROM mute_lists WHERE id = ?", (mute_list.id,))
+            await self._audit(guild_id, actor, "delete", mute_list.id, name=mute_list.name,
+                              cancelled=cancelled, subscribers=len(subscribers))
+        await self.queue.settle_jobs(jobs, cancelled=True)
+        return mute_list, subscribers, cancelled
+
+    async def _linked_moderator(self, actor: int) -> LinkedAccount:
+        try:
+            return await self.mutes.linked(actor)
+        except MutebotError as exc:
+            raise MutebotError(
+                "Entries are looked up on X with your own linked X account. " + str(exc)
+            ) from None
+
+    async def add(
+        self, guild_id: int, actor: int, name: str, username: str, reason: str | None
+    ) -> tuple[MuteList, XUser, bool, int]:
+        """Add one account; returns (list, account, newly added?, subscribers it was queued for)."""
+        mute_list = await self.get(guild_id, name)
+        typed = normalize_username(username)
+        await self._linked_moderator(actor)
+        user = await self.accounts.call(actor, lambda auth: self.directory.resolve(auth, typed))
+        reason = (reason or "").strip()[:MAX_REASON] or None
+        async with self.db.transaction():
+            # (INSERT OR IGNORE reports no row count through execute(): ask first.)
+            added = not await self.db.fetchval(
+                "SELECT 1 FROM mute_list_entries WHERE list_id = ? AND x_user_id = ?", (mute_list.id, user.id)
+            )
+            if added:
+                await self.db.execute(
+                    "INSERT INTO mute_list_entries (list_id, x_user_id, username, reason, added_by, added_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (mute_list.id, user.id, user.username, reason, actor, self.clock()),
+                )
+            elif reason:
+                await self.db.execute(
+                    "UPDATE mute_list_entries SET reason = ? WHERE list_id = ? AND x_user_id = ?",
+                    (reason, mute_list.id, user.id),
+                )
+            await self._audit(guild_id, actor, "add" if added else "update", mute_list.id,
+                              x_user_id=user.id, username=user.username, reason=reason)
+        queued = await self._follow_additions(mute_list.id, [Target(user.id, user.username)]) if added else 0
+        return mute_list, user, bool(added), queued
+
+    async def remove(self, guild_id: int, actor: int, name: str, username: str) -> tuple[MuteList, ListEntry, int]:
+        """Remove an entry (by username as listed, or by id); subscribers for whom this list was the only
+        reason get an unmute. Returns (list, entry, unmutes queued)."""
+        mute_list = await self.get(guild_id, name)
+        text = username.strip()
+        if _X_ID.match(text):
+            row = await self.db.fetchone(
+                "SELECT * FROM mute_list_entries WHERE list_id = ? AND x_user_id = ?", (mute_list.id, text)
+            )
+        else:
+            typed = normalize_username(text)
+            row = await self.db.fetchone(
+                "SELECT * FROM mute_list_entries WHERE list_id = ? AND lower(username) = lower(?)",
+                (mute_list.id, typed),
+            )
+        if row is None:
+            raise MutebotError(f"@{text.lstrip('@')[:50]} is not on the list `{mute_list.name}`.")
+        entry = _entry_from(row)
+        async with self.db.transaction():
+            await self.db.execute(
+                "DELETE FROM mute_list_entries WHERE list_id = ? AND x_user_id = ?", (mute_list.id, entry.x_user_id)
+            )
+            jobs = await self.queue.cancel("list_id = ? AND x_user_id = ? AND kind = 'mute'",
+                                           (mute_list.id, entry.x_user_id), "removed from the list")
+            await self._audit(guild_id, actor, "remove", mute_list.id, x_user_id=entry.x_user_id,
+                              username=entry.username)
+            queued = 0
+            for member_id in await self._subscribers(mute_list.id):
+                if await self._only_reason(member_id, entry.x_user_id, mute_list.id):
+                    queued += await self.queue.enqueue(member_id, "unmute", [Target(entry.x_user_id, entry.username)],
+                                                       cause="list", list_id=mute_list.id)
+        await self.queue.settle_jobs(jobs)
+        return mute_list, entry, queued
+
+    async def import_file(self, guild_id: int, actor: int, name: str, data: bytes) -> tuple[MuteList, ImportReport]:
+        mute_list = await self.get(guild_id, name)
+        if len(data) > MAX_IMPORT_BYTES:
+            raise MutebotError(f"That file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB; split it up.")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise MutebotError("That file is not UTF-8 text; save it as CSV (UTF-8) or plain text.") from None
+        rows = parse_rows(text)
+        if len(rows) > MAX_IMPORT_ROWS:
+            raise MutebotError(f"That file has {len(rows):,} rows; an import takes at most {MAX_IMPORT_ROWS:,}. "
+                               "Nothing was added.")
+        report = ImportReport(rows=len(rows))
+        await self._linked_moderator(actor)
+        by_name: dict[str, int] = {}  # lower-case username -> first line
+        by_id: dict[str, int] = {}
+        names: list[tuple[int, str, str]] = []
+        ids: list[tuple[int, str, str]] = []
+        for line, column, value in rows:
+            if column == "missing":
+                report.problems.append(RowProblem(line, value, "no username or id in this row"))
+                continue
+            if column == "id":
+                if not _X_ID.match(value):
+                    report.problems.append(RowProblem(line, value, "not an X user id (digits only)"))
+                elif value in by_id:
+                    report.problems.append(RowProblem(line, value, f"duplicate of line {by_id[value]}"))
+                else:
+                    by_id[value] = line
+                    ids.append((line, value, value))
+                continue
+            try:
+                username = normalize_username(value)
+            except InvalidUsername as exc:
+                report.problems.append(RowProblem(line, value, f"invalid username: {exc.reason}"))
+                continue
+            if username.lower() in by_name:
+                report.problems.append(RowProblem(line, value, f"duplicate of line {by_name[username.lower()]}"))
+                continue
+            by_name[username.lower()] = line
+            names.append((line, value, username))
+        found: dict[str, XUser] = {}
+        if names:
+            wanted = [n for _, _, n in names]
+
+            async def lookup(auth: UserAuth) -> LookupResult:
+                return await self.directory.resolve_many(auth, wanted)
+
+            result = await self.accounts.call(actor, lookup)
+            found = {u.username.lower(): u for u in result.found}
+        targets: list[tuple[int, XUser]] = []
+        seen: dict[str, int] = {}
+        for line, value, username in names:
+            user = found.get(username.lower())
+            if user is None:
+                report.problems.append(RowProblem(line, value, "no such account on X"))
+            elif user.id in seen:
+                report.problems.append(RowProblem(line, value, f"duplicate of line {seen[user.id]}"))
+            else:
+                seen[user.id] = line
+                targets.append((line, user))
+        for line, value, x_id in ids:
+            if x_id in seen:
+                report.problems.append(RowProblem(line, value, f"duplicate of line {seen[x_id]}"))
+                continue
+            seen[x_id] = line
+            known = await self.directory.by_id(x_id)
+            targets.append((line, known or XUser(x_id, "", "")))
+        targets.sort(key=lambda t: t[0])
+        report.problems.sort(key=lambda p: p.line)
+        now = self.clock()
+        async with self.db.transaction():
+            existing = {r["x_user_id"] for r in await self.db.fetchall(
+                "SELECT x_user_id FROM mute_list_entries WHERE list_id = ?", (mute_list.id,)
+            )}
+            new = [(line, u) for line, u in targets if u.id not in existing]
+            report.already = len(targets) - len(new)
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO mute_list_entries (list_id, x_user_id, username, reason, added_by, added_at)"
+                " VALUES (?, ?, ?, NULL, ?, ?)",
+                [(mute_list.id, u.id, u.username, actor, now) for _, u in new],
+            )
+            report.added = len(new)
+            await self._audit(guild_id, actor, "import", mute_list.id, rows=report.rows, added=report.added,
+                              already=report.already, problems=len(report.problems))
+        report.queued_for = await self._follow_additions(mute_list.id, [Target(u.id, u.username) for _, u in new])
+        return mute_list, report
+
+    async def publish(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, int, int, int]:
+        """Add the moderator's own current X mutes (every page); returns (list, added, already, queued for)."""
+        mute_list = await self.get(guild_id, name)
+        await self._linked_moderator(actor)
+        await self.mutes.refetch(actor)
+        rows = await self.db.fetchall(
+            "SELECT x_user_id, username FROM cached_mutes WHERE discord_user_id = ? ORDER BY position DESC",
+            (actor,),
+        )
+        now = self.clock()
+        async with self.db.transaction():
+            existing = {r["x_user_id"] for r in await self.db.fetchall(
+                "SELECT x_user_id FROM mute_list_entries WHERE list_id = ?", (mute_list.id,)
+            )}
+            new = [Target(r["x_user_id"], r["username"]) for r in rows if r["x_user_id"] not in existing]
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO mute_list_entries (list_id, x_user_id, username, reason, added_by, added_at)"
+                " VALUES (?, ?, ?, NULL, ?, ?)",
+                [(mute_list.id, t.x_user_id, t.username, actor, now) for t in new],
+            )
+            await self._audit(guild_id, actor, "publish", mute_list.id, added=len(new),
+                              already=len(rows) - len(new))
+        queued = await self._follow_additions(mute_list.id, new)
+        return mute_list, len(new), len(rows) - len(new), queued
+
+    # -- members ------------------------------------------------------------------------------------------
+
+    async def _subscribers(self, list_id: int) -> list[int]:
+        return [int(r["discord_user_id"]) for r in await self.db.fetchall(
+            "SELECT discord_user_id FROM subscriptions WHERE list_id = ? ORDER BY subscribed_at", (list_id,)
+        )]
+
+    async def _excluded(self, member_id: int) -> tuple[set[str], set[str]]:
+        """(muted or already queued to be muted, unmuted by the member's own hand)."""
+        muted = {r["x_user_id"] for r in await self.db.fetchall(
+            "SELECT x_user_id FROM cached_mutes WHERE discord_user_id = ?"
+            " UNION SELECT x_user_id FROM actions WHERE discord_user_id = ? AND kind = 'mute'"
+            " AND status IN ('pending', 'in_flight')",
+            (member_id, member_id),
+        )}
+        unmuted = {r["x_user_id"] for r in await self.db.fetchall(
+            "SELECT x_user_id FROM manual_choices WHERE discord_user_id = ? AND choice = 'unmuted'", (member_id,)
+        )}
+        return muted, unmuted
+
+    async def _follow_additions(self, list_id: int, targets: Sequence[Target]) -> int:
+        """Every subscriber gets the new entries queued (from the mutes cache: no X read per addition)."""
+        if not targets:
+            return 0
+        count = 0
+        for member_id in await self._subscribers(list_id):
+            account = await self.accounts.account(member_id)
+            if account is None:
+                continue
+            muted, unmuted = await self._excluded(member_id)
+            wanted = [t for t in targets
+                      if t.x_user_id not in muted and t.x_user_id not in unmuted and t.x_user_id != account.x_user_id]
+            if wanted:
+                await self.queue.enqueue(member_id, "mute", wanted, cause="list", list_id=list_id)
+                count += 1
+        return count
+
+    async def _only_reason(self, member_id: int, x_user_id: str, list_id: int) -> bool:
+        """True when this list muted it for the member, nothing else keeps it, and it was not their own doing."""
+        return bool(await self.db.fetchval(
+            "SELECT 1 FROM list_mutes lm WHERE lm.discord_user_id = ? AND lm.x_user_id = ? AND lm.list_id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM list_mutes o WHERE o.discord_user_id = lm.discord_user_id"
+            "   AND o.x_user_id = lm.x_user_id AND o.list_id != lm.list_id)"
+            " AND NOT EXISTS (SELECT 1 FROM manual_choices m WHERE m.discord_user_id = lm.discord_user_id"
+            "   AND m.x_user_id = lm.x_user_id)"
+            " AND NOT EXISTS (SELECT 1 FROM subscriptions s JOIN mute_list_entries e ON e.list_id = s.list_id"
+            "   WHERE s.discord_user_id = lm.discord_user_id AND e.x_user_id = lm.x_user_id"
+            "   AND s.list_id != lm.list_id)",
+            (member_id, x_user_id, list_id),
+        ))
+
+    async def _refresh_cache(self, member_id: int) -> None:
+        """Know what the member already mutes: refetch when stale and X's budget allows, else trust the cache."""
+        fetched = await self.mutes.fetched_at(member_id)
+        if fetched is not None and fetched + self.mutes.cache_ttl > self.clock():
+            return
+        try:
+            await self.mutes.refetch(member_id)
+        except XRateLimited:
+            if fetched is None:
+                raise
+
+    async def apply(
+        self, guild_id: int, member_id: int, name: str, *, progress_channel_id: int | None = None,
+        progress_message_id: int | None = None, verb: str = "Applying",
+    ) -> tuple[MuteList, Applied]:
+        """Queue a mute for every entry the member does not already mute (nor unmuted by hand), as one job."""
+        mute_list = await self.get(guild_id, name)
+        account = await self.mutes.linked(member_id)
+        await self._refresh_cache(member_id)
+        muted, unmuted = await self._excluded(member_id)
+        entries = await self.entries(mute_list.id)
+        wanted = [Target(e.x_user_id, e.username) for e in entries
+                  if e.x_user_id not in muted and e.x_user_id not in unmuted and e.x_user_id != account.x_user_id]
+        already = sum(1 for e in entries if e.x_user_id in muted)
+        kept = sum(1 for e in entries if e.x_user_id in unmuted and e.x_user_id not in muted)
+        async with self.db.transaction():
+            job_id = await self.queue.create_job(
+                member_id, guild_id=guild_id, list_id=mute_list.id, title=f"{verb} the list {mute_list.name}",
+                total=len(wanted), already_muted=already, kept_unmuted=kept,
+                progress_channel_id=progress_channel_id, progress_message_id=progress_message_id,
+            )
+            await self.queue.enqueue(member_id, "mute", wanted, cause="list", list_id=mute_list.id, job_id=job_id)
+        await self.queue.report_now(job_id)
+        return mute_list, Applied(job_id, len(wanted), already, kept)
+
+    async def subscribe(
+        self, guild_id: int, member_id: int, name: str, *, progress_channel_id: int | None = None,
+        progress_message_id: int | None = None,
+    ) -> tuple[MuteList, Applied, bool]:
+        """Follow a list: apply it now, and every later addition. Returns (list, job, newly subscribed?)."""
+        mute_list = await self.get(guild_id, name)
+        await self.mutes.linked(member_id)
+        async with self.db.transaction():
+            added = not await self.is_subscribed(mute_list.id, member_id)
+            if added:
+                await self.db.execute(
+                    "INSERT INTO subscriptions (list_id, discord_user_id, subscribed_at) VALUES (?, ?, ?)",
+                    (mute_list.id, member_id, self.clock()),
+                )
+        _, applied = await self.apply(guild_id, member_id, name, progress_channel_id=progress_channel_id,
+                                      progress_message_id=progress_message_id, verb="Subscribing to")
+        return mute_list, applied, bool(added)
+
+    async def unsubscribe(
+        self, guild_id: int, member_id: int, name: str, *, undo: bool, progress_channel_id: int | None = None,
+        progress_message_id: int | None = None,
+    ) -> tuple[MuteList, Unsubscribed]:
+        mute_list = await self.get(guild_id, name)
+        job_id: int | None = None
+        to_unmute: list[Target] = []
+        async with self.db.transaction():
+            removed = await self.db.execute(
+                "DELETE FROM subscriptions WHERE list_id = ? AND discord_user_id = ?", (mute_list.id, member_id)
+            )
+            cancelled = int(await self.db.fetchval(
+                "SELECT count(*) FROM actions WHERE list_id = ? AND discord_user_id = ? AND kind = 'mute'"
+                " AND status = 'pending'",
+                (mute_list.id, member_id),
+            ))
+            jobs = await self.queue.cancel("list_id = ? AND discord_user_id = ? AND kind = 'mute'",
+                                           (mute_list.id, member_id), "you unsubscribed")
+            if undo:
+                rows = await self.db.fetchall(
+                    "SELECT lm.x_user_id, coalesce(e.username, u.username, '') AS username FROM list_mutes lm"
+                    " LEFT JOIN mute_list_entries e ON e.list_id = lm.list_id AND e.x_user_id = lm.x_user_id"
+                    " LEFT JOIN x_users u ON u.x_user_id = lm.x_user_id"
+                    " WHERE lm.discord_user_id = ? AND lm.list_id = ? ORDER BY lm.muted_at",
+                    (member_id, mute_list.id),
+                )
+                for row in rows:
+                    if await self._only_reason(member_id, row["x_user_id"], mute_list.id):
+                        to_unmute.append(Target(row["x_user_id"], row["username"]))
+                job_id = await self.queue.create_job(
+                    member_id, guild_id=guild_id, list_id=mute_list.id,
+                    title=f"Undoing the list {mute_list.name}", total=len(to_unmute),
+                    progress_channel_id=progress_channel_id, progress_message_id=progress_message_id,
+                )
+                await self.queue.enqueue(member_id, "unmute", to_unmute, cause="list", list_id=mute_list.id,
+                                         job_id=job_id)
+        await self.queue.settle_jobs(jobs, cancelled=True)
+        if job_id is not None:
+            await self.queue.report_now(job_id)
+        return mute_list, Unsubscribed(bool(removed), cancelled, job_id, len(to_unmute))
+
+
+def parse_rows(text: str) -> list[tuple[int, str, str]]:
+    """(line number, 'username' | 'id', value) for every non-empty data row of a CSV or a plain list."""
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return []
+    header = [h.strip().lower() for h in next(csv.reader([lines[first]]))]
+    rows: list[tuple[int, str, str]] = []
+    if "username" in header or "id" in header:
+        name_col = header.index("username") if "username" in header else None
+        id_col = header.index("id") if "id" in header else None
+        reader = csv.reader(io.StringIO("\n".join(lines[first + 1:])))
+        for record in reader:
+            line = first + 1 + reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue
+            name = record[name_col].strip() if name_col is not None and name_col < len(record) else ""
+            x_id = record[id_col].strip() if id_col is not None and id_col < len(record) else ""
+            if name:
+                rows.append((line, "username", name))
+            elif x_id:
+                rows.append((line, "id", x_id))
+            else:
+                rows.append((line, "missing", ",".join(record)))
+        return rows
+    for number, line_text in enumerate(lines, start=1):
+        value = line_text.strip()
+        if value:
+            rows.append((number, "username", value.split(",")[0].strip()))
+    return rows
+

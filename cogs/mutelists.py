@@ -1,0 +1,315 @@
+"""/mutelist: a server's shared mute lists — moderators curate them, members apply or follow them."""
+
+from __future__ import annotations
+
+import io
+from typing import cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import GuildOnly, MutebotError, NotModerator
+from bot.mutelists import ImportReport, MuteList
+from bot.paginator import RenderedPage, register_source, show_page
+from bot.queue import DiscordProgress
+from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, send_ephemeral
+from bot.runtime import MuteBot
+
+NameOption = app_commands.Range[str, 1, 50]
+
+
+def _guild(interaction: discord.Interaction) -> int:
+    if interaction.guild_id is None:
+        raise GuildOnly()
+    return interaction.guild_id
+
+
+def _moderator(interaction: discord.Interaction) -> int:
+    """Discord ignores default permissions on subcommands, so the bot checks Manage Server itself."""
+    guild_id = _guild(interaction)
+    if not interaction.permissions.manage_guild:
+        raise NotModerator()
+    return guild_id
+
+
+async def list_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    if interaction.guild_id is None:
+        return []
+    bot = cast(MuteBot, interaction.client)
+    names = await bot.services.lists.names(interaction.guild_id, current)
+    return [app_commands.Choice(name=n, value=n) for n in names]
+
+
+def _list_title(mute_list: MuteList) -> str:
+    return f"`{discord.utils.escape_markdown(mute_list.name)}`"
+
+
+class MuteListCommands(commands.Cog):
+    mutelist = app_commands.Group(name="mutelist", description="This server's shared mute lists", guild_only=True)
+
+    def __init__(self, bot: MuteBot) -> None:
+        self.bot = bot
+        register_source("list", self.render_list)
+
+    @property
+    def progress(self) -> DiscordProgress:
+        reporter = self.bot.services.queue.reporter
+        if not isinstance(reporter, DiscordProgress):
+            raise MutebotError("Progress reporting is not available right now.")
+        return reporter
+
+    # -- moderators ----------------------------------------------------------------------------------
+
+    @mutelist.command(name="create", description="Create a shared mute list (moderators)")
+    @app_commands.describe(name="The list's name (1–50 characters)", description="What the list is for")
+    @app_commands.default_permissions(manage_guild=True)
+    async def create(self, interaction: discord.Interaction, name: NameOption,
+                     description: app_commands.Range[str, 0, 200] | None = None) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        mute_list = await self.bot.services.lists.create(guild_id, interaction.user.id, name, description)
+        await send_ephemeral(interaction, embed=discord.Embed(
+            title="Mute list created", colour=COLOUR_OK,
+            description=f"{_list_title(mute_list)} is ready. Add accounts with `/mutelist add` or `/mutelist import`.",
+        ))
+
+    @mutelist.command(name="delete", description="Delete a mute list (moderators)")
+    @app_commands.autocomplete(name=list_names)
+    @app_commands.default_permissions(manage_guild=True)
+    async def delete(self, interaction: discord.Interaction, name: NameOption) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        mute_list, subscribers, cancelled = await self.bot.services.lists.delete(guild_id, interaction.user.id, name)
+        for member_id in subscribers:
+            await self.bot.dm(member_id, content=(
+                f"The mute list {_list_title(mute_list)} you followed was deleted by the server's moderators. "
+                "Its queued mutes were cancelled; accounts already muted stay muted (use `/unmute` to change that)."
+            ))
+        await send_ephemeral(interaction, embed=discord.Embed(
+            title="Mute list deleted", colour=COLOUR_INFO,
+            description=(f"{_list_title(mute_list)} is gone. {cancelled} queued action(s) cancelled; "
+                         f"{len(subscribers)} subscriber(s) told."),
+        ))
+
+    @mutelist.command(name="add", description="Add an X account to a mute list (moderators)")
+    @app_commands.describe(username="@name, name or profile link", reason="Why (shown with the entry)")
+    @app_commands.autocomplete(name=list_names)
+    @app_commands.default_permissions(manage_guild=True)
+    async def add(self, interaction: discord.Interaction, name: NameOption, username: app_commands.Range[str, 1, 200],
+                  reason: app_commands.Range[str, 0, 200] | None = None) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        mute_list, user, added, queued = await self.bot.services.lists.add(
+            guild_id, interaction.user.id, name, username, reason
+        )
+        if added:
+            note = f"Added to {_list_title(mute_list)}."
+            if queued:
+                note += f" Queued for {queued} subscriber(s)."
+        else:
+            note = f"Already on {_list_title(mute_list)}" + ("; reason updated." if reason else ".")
+        await send_ephemeral(interaction, embed=discord.Embed(
+            title="Mute list entry", colour=COLOUR_OK,
+            description=f"[@{user.username}]({user.url})\n{note}",
+        ))
+
+    @mutelist.command(name="remove", description="Remove an X account from a mute list (moderators)")
+    @app_commands.describe(username="The username as listed (or the X user id)")
+    @app_commands.autocomplete(name=list_names)
+    @app_commands.default_permissions(manage_guild=True)
+    async def remove(self, interaction: discord.Interaction, name: NameOption,
+                     username: app_commands.Range[str, 1, 200]) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        mute_list, entry, queued = await self.bot.services.lists.remove(guild_id, interaction.user.id, name, username)
+        note = f" Unmuting for {queued} subscriber(s) for whom this list was the only reason." if queued else ""
+        await send_ephemeral(interaction, embed=discord.Embed(
+            title="Mute list entry removed", colour=COLOUR_INFO,
+            description=f"@{entry.username or entry.x_user_id} is no longer on {_list_title(mute_list)}.{note}",
+        ))
+
+    @mutelist.command(name="import", description="Add many accounts from a CSV or a one-username-per-line file")
+    @app_commands.describe(file="CSV with a `username` or `id` column, or one username per line (≤ 10,000 rows)")
+    @app_commands.autocomplete(name=list_names)
+    @app_commands.default_permissions(manage_guild=True)
+    async def import_(self, interaction: discord.Interaction, name: NameOption, file: discord.Attachment) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        data = await file.read()
+        mute_list, report = await self.bot.services.lists.import_file(guild_id, interaction.user.id, name, data)
+        embed, attachment = _import_report(mute_list, report)
+        if attachment is not None:
+            await interaction.followup.send(embed=embed, file=attachment, ephemeral=True)
+        else:
+            await send_ephemeral(interaction, embed=embed)
+
+    @mutelist.command(name="publish", description="Add your own current X mutes to a mute list (moderators)")
+    @app_commands.autocomplete(name=list_names)
+    @app_commands.default_permissions(manage_guild=True)
+    async def publish(self, interaction: discord.Interaction, name: NameOption) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        mute_list, added, already, queued = await self.bot.services.lists.publish(
+            guild_id, interaction.user.id, name
+        )
+        note = f" Queued for {queued} subscriber(s)." if queued else ""
+        await send_ephemeral(interaction, embed=discord.Embed(
+            title="Your mutes published", colour=COLOUR_OK,
+            description=(f"Added **{added}** account(s) to {_list_title(mute_list)}; "
+                         f"{already} were already on it.{note}"),
+        ))
+
+    # -- everyone ----------------------------------------------------------------------------------------
+
+    @mutelist.command(name="export", description="Download a mute list as CSV")
+    @app_commands.autocomplete(name=list_names)
+    async def export(self, interaction: discord.Interaction, name: NameOption) -> None:
+        guild_id = _guild(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        mute_list, data = await self.bot.services.lists.export_csv(guild_id, name)
+        filename = "".join(c if c.isalnum() or c in "-_" else "_" for c in mute_list.name) + ".csv"
+        await interaction.followup.send(
+            f"{_list_title(mute_list)} as CSV (username, id, reason, added_by, added_at).",
+            file=discord.File(io.BytesIO(data), filename=filename), ephemeral=True,
+        )
+
+    @mutelist.command(name="show", description="The accounts on a mute list, page by page")
+    @app_commands.autocomplete(name=list_names)
+    async def show(self, interaction: discord.Interaction, name: NameOption) -> None:
+        guild_id = _guild(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        mute_list = await self.bot.services.lists.get(guild_id, name)
+        await show_page(interaction, "list", mute_list.id, 0, interaction.user.id, refresh=False, new_message=True)
+
+    async def render_list(
+        self, interaction: discord.Interaction, owner: int, ref: int, page: int, refresh: bool
+    ) -> RenderedPage:
+        result = await self.bot.services.lists.page(_guild(interaction), ref, page)
+        start = result.page * 15
+        lines = []
+        for i, entry in enumerate(result.entries):
+            who = f"[@{entry.username}](https://x.com/{entry.username})" if entry.username else f"id {entry.x_user_id}"
+            reason = f" — {discord.utils.escape_markdown(entry.reason)}" if entry.reason else ""
+            lines.append(f"{start + i + 1}. {who}{reason}")
+        description = "\n".join(lines) if lines else "This list is empty."
+        if result.mute_list.description:
+            description = f"*{discord.utils.escape_markdown(result.mute_list.description)}*\n\n{description}"
+        embed = discord.Embed(title=f"Mute list: {result.mute_list.name}"[:256], colour=COLOUR_OK,
+                              description=description[:4096])
+        embed.set_footer(text=f"Page {result.page + 1} of {result.pages} · {result.total} accounts")
+        return RenderedPage(embed, result.page, result.pages)
+
+    @mutelist.command(name="all", description="This server's mute lists, with sizes and subscriber counts")
+    async def all_lists(self, interaction: discord.Interaction) -> None:
+        guild_id = _guild(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        summaries = await self.bot.services.lists.summaries(guild_id)
+        lines = []
+        for s in summaries:
+            line = (f"**{discord.utils.escape_markdown(s.mute_list.name)}** — {s.entries} account(s), "
+                    f"{s.subscribers} subscriber(s)")
+            if s.mute_list.description:
+                line += f"\n  {discord.utils.escape_markdown(s.mute_list.description)}"
+            lines.append(line)
+        await send_ephemeral(interaction, embed=discord.Embed(
+            title="Mute lists in this server", colour=COLOUR_OK,
+            description=("\n".join(lines) or "No lists yet. Moderators create them with `/mutelist create`.")[:4096],
+        ))
+
+    async def _progress_target(self, interaction: discord.Interaction, title: str) -> tuple[int | None, int]:
+        """Where the job reports: a DM, or this command's own reply when the member's DMs are closed."""
+        message = await self.bot.dm(interaction.user.id, content=f"**{title}**\nGetting ready…")
+        if message is not None:
+            return message.channel.id, message.id
+        return None, self.progress.use_interaction(interaction)
+
+    @mutelist.command(name="apply", description="Mute every account on a list, through the queue, with progress")
+    @app_commands.autocomplete(name=list_names)
+    async def apply(self, interaction: discord.Interaction, name: NameOption) -> None:
+        guild_id = _guild(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        lists = self.bot.services.lists
+        mute_list = await lists.get(guild_id, name)
+        await self.bot.services.mutes.linked(interaction.user.id)
+        channel_id, message_id = await self._progress_target(interaction, f"Applying the list {mute_list.name}")
+        _, applied = await lists.apply(guild_id, interaction.user.id, name, progress_channel_id=channel_id,
+                                       progress_message_id=message_id)
+        text = (f"Applying {_list_title(mute_list)}: **{applied.to_send}** to mute, {applied.already_muted} "
+                f"already muted.")
+        await self._answer(interaction, channel_id, text)
+
+    @mutelist.command(name="subscribe", description="Apply a list now and every account added to it later")
+    @app_commands.autocomplete(name=list_names)
+    async def subscribe(self, interaction: discord.Interaction, name: NameOption) -> None:
+        guild_id = _guild(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        lists = self.bot.services.lists
+        mute_list = await lists.get(guild_id, name)
+        await self.bot.services.mutes.linked(interaction.user.id)
+        channel_id, message_id = await self._progress_target(interaction, f"Subscribing to the list {mute_list.name}")
+        _, applied, new = await lists.subscribe(guild_id, interaction.user.id, name, progress_channel_id=channel_id,
+                                                progress_message_id=message_id)
+        text = ("Subscribed to " if new else "You already follow ") + (
+            f"{_list_title(mute_list)}: **{applied.to_send}** to mute now, {applied.already_muted} already muted. "
+            "Accounts added later are muted for you too; removals unmute where this list was the only reason."
+        )
+        await self._answer(interaction, channel_id, text)
+
+    @mutelist.command(name="unsubscribe", description="Stop following a list; with undo, unmute what it alone muted")
+    @app_commands.describe(undo="Also unmute the accounts this list alone muted for you")
+    @app_commands.autocomplete(name=list_names)
+    async def unsubscribe(self, interaction: discord.Interaction, name: NameOption, undo: bool = False) -> None:
+        guild_id = _guild(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        lists = self.bot.services.lists
+        mute_list = await lists.get(guild_id, name)
+        channel_id: int | None = None
+        message_id: int | None = None
+        if undo:
+            await self.bot.services.mutes.linked(interaction.user.id)
+            channel_id, message_id = await self._progress_target(interaction, f"Undoing the list {mute_list.name}")
+        _, result = await lists.unsubscribe(guild_id, interaction.user.id, name, undo=undo,
+                                            progress_channel_id=channel_id, progress_message_id=message_id)
+        text = ("Unsubscribed from " if result.was_subscribed else "You did not follow ") + f"{_list_title(mute_list)}."
+        if result.cancelled:
+            text += f" {result.cancelled} queued mute(s) cancelled."
+        if undo:
+            text += f" Unmuting **{result.to_unmute}** account(s) this list alone had muted."
+            await self._answer(interaction, channel_id, text)
+        else:
+            await send_ephemeral(interaction, embed=discord.Embed(description=text, colour=COLOUR_INFO))
+
+    async def _answer(self, interaction: discord.Interaction, channel_id: int | None, text: str) -> None:
+        if channel_id is not None:
+            await send_ephemeral(interaction, embed=discord.Embed(
+                description=f"{text}\nProgress is in your DMs.", colour=COLOUR_OK
+            ))
+        else:  # the reply itself shows the progress; the counts follow it
+            await interaction.followup.send(embed=discord.Embed(
+                description=f"{text}\nYour DMs are closed, so progress shows here.", colour=COLOUR_OK,
+            ), ephemeral=True)
+
+
+def _import_report(mute_list: MuteList, report: ImportReport) -> tuple[discord.Embed, discord.File | None]:
+    problems = report.problems
+    summary = (f"{report.rows} row(s) read: **{report.added}** added to {_list_title(mute_list)}, "
+               f"{report.already} already on it, {len(problems)} not usable.")
+    if report.queued_for:
+        summary += f" Queued for {report.queued_for} subscriber(s)."
+    lines = [f"line {p.line}: `{discord.utils.escape_markdown(p.text[:40])}` — {p.reason}" for p in problems]
+    shown = "\n".join(lines[:15])
+    attachment: discord.File | None = None
+    if len(lines) > 15:
+        shown += f"\n… {len(lines) - 15} more in the attached file."
+        text = "\n".join(f"line {p.line}\t{p.text}\t{p.reason}" for p in problems) + "\n"
+        attachment = discord.File(io.BytesIO(text.encode()), filename="import-problems.txt")
+    embed = discord.Embed(title="Import finished", colour=COLOUR_ERROR if problems and not report.added else COLOUR_OK,
+                          description=summary)
+    if shown:
+        embed.add_field(name="Rows not used", value=shown[:1024], inline=False)
+    return embed, attachment
+
+
+async def setup(bot: MuteBot) -> None:
+    await bot.add_cog(MuteListCommands(bot))
