@@ -19,7 +19,7 @@ from bot.mutes import MuteService
 from bot.queue import ActionQueue, Target
 from bot.storage import Database
 from bot.usernames import InvalidUsername, normalize_username
-from bot.x_client import LookupResult, UserAuth, XRateLimited, XUser
+from bot.x_client import LookupResult, UserAuth, XRateLimited, XUnavailable, XUsageCapped, XUser
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,49}$")
 MAX_REASON = 200
@@ -487,9 +487,9 @@ class MuteLists:
             return
         try:
             await self.mutes.refetch(member_id)
-        except XRateLimited:
-            if fetched is None:
-                raise
+        except (XRateLimited, XUsageCapped, XUnavailable):
+            # Not knowing only costs calls: a mute X already has is answered as a success.
+            return
 
     async def apply(
         self, guild_id: int, member_id: int, name: str, *, progress_channel_id: int | None = None,
