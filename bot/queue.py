@@ -460,11 +460,14 @@ class ActionQueue:
             self._report(job_id)
 
     async def _maybe_finish(self, job_id: int, *, status: str) -> bool:
+        # A job any of whose actions was cancelled (list deleted, unsubscribed) ends as cancelled,
+        # whichever send happened to finish it.
         changed = await self.db.execute(
-            "UPDATE jobs SET status = ?, finished_at = ?, pause_reason = NULL"
+            "UPDATE jobs SET finished_at = ?, pause_reason = NULL, status = CASE WHEN EXISTS"
+            " (SELECT 1 FROM actions WHERE job_id = ? AND status = 'cancelled') THEN 'cancelled' ELSE ? END"
             " WHERE id = ? AND status IN ('running', 'paused') AND NOT EXISTS"
             " (SELECT 1 FROM actions WHERE job_id = ? AND status IN ('pending', 'in_flight'))",
-            (status, self.clock(), job_id, job_id),
+            (self.clock(), job_id, status, job_id, job_id),
         )
         if changed:
             self._report(job_id, final=True)
