@@ -66,6 +66,9 @@ class Linking(commands.Cog):
         if account.needs_relink:
             note += "\n⚠️ X no longer accepts this link: run `/link` again to reconnect."
         note += f"\nPending queued actions: **{pending}**" if pending else "\nNo queued actions."
+        paused_until = await services.queue.paused_until() if pending else 0.0
+        if paused_until:
+            note += f"\n⏸️ X's usage cap for this app is reached: queued work resumes <t:{int(paused_until)}:R>."
         await send_ephemeral(interaction, embed=account_embed("Your linked X account", user, note=note))
 
 

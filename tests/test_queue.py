@@ -91,12 +91,14 @@ async def test_usage_cap_pauses_the_whole_queue(tmp_path: Path) -> None:
         mod, alice = await people(sandbox)
         await make_list(sandbox, mod, "small", [f"user{i}" for i in range(10, 20)])
         queue = queue_of(sandbox)
-        queue.usage_cap_pause = 1.0
+        queue.usage_cap_pause = 1.5
         sandbox.x.usage_capped = True
         await alice.slash("mutelist apply", name="small")
         progress = await alice.wait_for_dm(lambda m: "Applying the list small" in m.text)
         await progress.wait_for(lambda m: "usage cap" in m.text)
         assert await queue.paused_until() > 0
+        status = await alice.slash("status")
+        assert "usage cap" in status.embeds[0]["description"]
         sandbox.x.usage_capped = False
         summary = await alice.wait_for_dm(finished, timeout=10)
         assert "Muted **10**" in summary.embeds[0]["description"]
