@@ -30,7 +30,7 @@ def expect(condition: bool, what: str) -> None:
 
 def _plain(text: str) -> str:
     """Discord markdown made readable in a terminal."""
-    text = LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>", text)
+    text = LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>", text).replace("\\_", "_")
 
     def relative(match: re.Match[str]) -> str:
         delta = int(match.group(1)) - time.time()
@@ -66,7 +66,8 @@ class Printer:
             for row in _plain(str(embed.get("description", ""))).splitlines():
                 self.line(f"    ┃ {row}")
             for field in embed.get("fields", []):
-                self.line(f"    ┃ {field['name']}: {_plain(str(field['value']))}")
+                for index, row in enumerate(_plain(str(field["value"])).splitlines()):
+                    self.line(f"    ┃ {field['name'] + ': ' if index == 0 else '  '}{row}")
             if embed.get("footer", {}).get("text"):
                 self.line(f"    ┃ — {embed['footer']['text']}")
         if buttons:
@@ -125,17 +126,19 @@ class Demo:
 
     async def watch_progress(self, member: Member, done: Callable[[], bool], timeout: float = 40) -> None:
         """Print the member's progress DM each time the bot edits it, until `done()`."""
-        seen: dict[str, tuple[str, int]] = {}
+        seen = {message.id: str(message.embeds) + message.text for message in await member.dms()}
         deadline = time.monotonic() + timeout
+        finished_at: float | None = None
         while True:
             for message in await member.dms():
-                state = (str(message.embeds) + message.text, message.edits)
-                if message.id not in seen or seen[message.id][0] != state[0]:
-                    if message.id in seen or "progress" in state[0].lower() or "%" in state[0]:
-                        self.p.dm(message)
+                state = str(message.embeds) + message.text
+                if seen.get(message.id) != state:
+                    self.p.dm(message)
                     seen[message.id] = state
-            if done():
-                return
+            if finished_at is None and done():
+                finished_at = time.monotonic()
+            if finished_at is not None and time.monotonic() - finished_at > 0.6:
+                return  # a little longer, for the final edit and the summary
             if time.monotonic() > deadline:
                 raise StepFailed("the queue did not finish in time")
             await asyncio.sleep(0.25)
