@@ -88,3 +88,22 @@ async def test_oauth1_tokens_are_encrypted_at_rest(oauth1_sandbox: Sandbox) -> N
     assert row is not None
     assert row["auth_kind"] == "oauth1"
     assert row["token_secret"].startswith(b"gAAAAA")  # Fernet ciphertext
+
+
+async def test_list_apply_through_the_queue(oauth1_sandbox: Sandbox) -> None:
+    sandbox = oauth1_sandbox
+    mod, alice = sandbox.member("mod", moderator=True), sandbox.member("alice")
+    await sandbox.link(mod, "user9")
+    await sandbox.link(alice, "user2")
+    await mod.slash("mutelist create", name="spam")
+    for target in ("user10", "user11", "user12"):
+        added = await mod.slash("mutelist add", name="spam", username=target)
+        assert "Added to `spam`" in str(added.embeds)
+    sandbox.x.seed_mutes("user2", ["user10"])
+    await alice.slash("mutelist apply", name="spam")
+    summary = await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"].startswith("Finished"))
+    assert "Muted **2** · already muted **1**" in summary.embeds[0]["description"]
+    assert set(sandbox.x.mutes_of("user2")) == {sandbox.x.user(f"user{i}").id for i in (10, 11, 12)}
+    v11 = sandbox.settings().x_mute_api == "v1.1"
+    key = "POST /1.1/mutes/users/create.json" if v11 else "POST /2/users/:id/muting"
+    assert sandbox.x.calls[key] == 2
