@@ -26,6 +26,11 @@ MAX_REASON = 200
 MAX_DESCRIPTION = 200
 MAX_IMPORT_ROWS = 10_000
 MAX_IMPORT_BYTES = 2_000_000
+
+
+class ImportTooLarge(MutebotError):
+    def __init__(self) -> None:
+        super().__init__(f"That file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB; split it up.")
 PAGE_SIZE = 15
 _X_ID = re.compile(r"^[0-9]{1,19}$")
 
@@ -319,7 +324,7 @@ class MuteLists:
     async def import_file(self, guild_id: int, actor: int, name: str, data: bytes) -> tuple[MuteList, ImportReport]:
         mute_list = await self.get(guild_id, name)
         if len(data) > MAX_IMPORT_BYTES:
-            raise MutebotError(f"That file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB; split it up.")
+            raise ImportTooLarge()
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import GuildOnly, MutebotError, NotModerator
-from bot.mutelists import ImportReport, MuteList
+from bot.mutelists import MAX_IMPORT_BYTES, ImportReport, ImportTooLarge, MuteList
 from bot.paginator import RenderedPage, register_source, show_page
 from bot.queue import DiscordProgress
 from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, send_ephemeral
@@ -136,6 +136,8 @@ class MuteListCommands(commands.Cog):
     async def import_(self, interaction: discord.Interaction, name: NameOption, file: discord.Attachment) -> None:
         guild_id = _moderator(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if file.size > MAX_IMPORT_BYTES:  # Discord tells the size: refuse before downloading it
+            raise ImportTooLarge()
         data = await file.read()
         mute_list, report = await self.bot.services.lists.import_file(guild_id, interaction.user.id, name, data)
         embed, attachment = _import_report(mute_list, report)

@@ -296,3 +296,12 @@ async def test_delete_cancels_pending_actions_and_tells_subscribers(tmp_path: Pa
         detail = json.loads(await sandbox.bot.services.db.fetchval(
             "SELECT detail FROM audit_log WHERE action = 'delete'"))
         assert detail["cancelled"] == 10
+
+
+async def test_an_oversized_import_is_refused_before_it_is_downloaded(sandbox: Sandbox, spam_list: Member) -> None:
+    huge = b"username\n" + b"someone_long_1\n" * 150_000
+    reply = await spam_list.slash("mutelist import", name="spam", file=Attachment("huge.csv", huge))
+    assert "larger than 2 MB" in description(reply)
+    assert not [path for method, path in sandbox.discord.requests if method == "GET" and "attachments" in path]
+    shown = await spam_list.slash("mutelist show", name="spam")
+    assert "3 accounts" in str(shown.embeds)
