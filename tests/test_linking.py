@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -137,3 +138,13 @@ async def test_token_endpoint_outage_is_reported_and_recovers(sandbox: Sandbox, 
     sandbox.x.error_rate = 0.0
     reply = await alice.slash("mute", username="user2")
     assert reply.embeds[0]["title"] == "Muted on X"
+
+
+async def test_a_failed_code_exchange_answers_400_and_links_nothing(sandbox: Sandbox, alice: Member) -> None:
+    url = await start_link(sandbox, alice)
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    response = await sandbox.http.get(f"{sandbox.public_base_url}/oauth/callback",
+                                      params={"state": state, "code": "made-up-code"})
+    assert response.status_code == 400
+    assert "did not accept" in response.text
+    assert "not linked" in (await alice.slash("status")).embeds[0]["description"]
