@@ -21,6 +21,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         r"\1[redacted]",
     ),
+    # Interaction tokens sit in Discord's webhook and callback URLs (discord.py logs those at DEBUG).
+    (re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?\"']+"), r"\1[redacted]"),
     # Fernet ciphertexts and Discord bot tokens have recognisable shapes.
     (re.compile(r"gAAAAA[A-Za-z0-9_\-=]{20,}"), "[redacted]"),
     (re.compile(r"[A-Za-z0-9_\-]{23,28}\.[A-Za-z0-9_\-]{6,7}\.[A-Za-z0-9_\-]{27,}"), "[redacted]"),

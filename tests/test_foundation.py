@@ -200,9 +200,12 @@ async def test_tokens_never_stored_or_logged_in_plaintext_and_survive_rotation(t
         "Authorization: Bearer eyJhbGciOi.abc",
         '{"access_token": "tok-123-456", "token_type": "bearer"}',
         "grant_type=authorization_code&code_verifier=verifierverifier",
+        "PATCH https://discord.com/api/v10/webhooks/1100/aW50ZXJhY3Rpb246MTIz/messages/@original",
+        "POST /api/v10/interactions/1574/aW50ZXJhY3Rpb246MTIz/callback?with_response=true",
     ],
 )
 def test_redaction_patterns(text: str) -> None:
     cleaned = redact(text)
-    for secret in ("s3cr3tstate", "c0de-value", "abc.def-ghi", "eyJhbGciOi.abc", "tok-123-456", "verifierverifier"):
+    for secret in ("s3cr3tstate", "c0de-value", "abc.def-ghi", "eyJhbGciOi.abc", "tok-123-456", "verifierverifier",
+                   "aW50ZXJhY3Rpb246MTIz"):
         assert secret not in cleaned

@@ -118,6 +118,8 @@ async def test_no_token_in_database_or_logs(tmp_path: Path) -> None:
             await alice.slash("mute", username="user2")  # forces a refresh: a second pair of tokens
             tokens = list(sandbox.x._access) + list(sandbox.x._refresh)
             assert len(tokens) >= 4
+            interaction_tokens = [record.token for record in sandbox.discord.interactions.values()]
+            assert interaction_tokens
             await sandbox.stop_bot()
     finally:
         logging.getLogger().removeHandler(handler)
@@ -126,6 +128,9 @@ async def test_no_token_in_database_or_logs(tmp_path: Path) -> None:
     assert "linked X account" in logs
     for token in tokens:
         assert token.encode() not in raw
+        assert token not in logs
+    assert "/webhooks/" in logs  # discord.py logged its requests at DEBUG, with the tokens redacted
+    for token in interaction_tokens:
         assert token not in logs
 
 
