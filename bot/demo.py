@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -252,8 +253,12 @@ async def _run(keep_running: bool) -> int:
             printer.line("Still running (Ctrl+C to stop): try `curl "
                          f"{sandbox.x.base_url}/2/users/by/username/user1 -H 'Authorization: Bearer …'` or "
                          f"`curl {sandbox.public_base_url}/healthz`.")
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.Event().wait()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            printer.line("stopped")
     return 0
 
 

@@ -218,15 +218,18 @@ class MuteBot(commands.Bot):
     # -- shutdown ------------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        for task in self._tasks.values():
+        # close() can run twice at once (a signal while the connection is also ending): take
+        # everything out of the shared attributes before the first await.
+        tasks, self._tasks = list(self._tasks.values()), {}
+        web, self.web = self.web, None
+        for task in tasks:
             task.cancel()
-        for task in self._tasks.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._tasks.clear()
         await super().close()
-        if self.web is not None:
-            await self.web.stop()
+        if web is not None:
+            await web.stop()
         if self._services is not None:
             services, self._services = self._services, None
             await services.queue.aclose()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 
 def test_demo_runs_the_whole_journey(tmp_path: Path) -> None:
@@ -17,3 +22,28 @@ def test_demo_runs_the_whole_journey(tmp_path: Path) -> None:
                  "[██████████] 100%", "now mutes @user46", "X account unlinked"):
         assert seen in out, seen
     assert "Traceback" not in out + result.stderr
+
+
+async def test_keep_running_serves_until_interrupted(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "demo", "--keep-running", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        while b"Still running" not in line:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=90)
+            assert line, "the demo ended without staying up"
+        health = re.search(rb"curl (http://127\.0\.0\.1:\d+/healthz)", line)
+        assert health
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(health.group(1).decode())).json()["status"] == "ok"
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0
+    assert b"Traceback" not in stderr
