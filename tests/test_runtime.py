@@ -97,3 +97,21 @@ async def test_expired_states_are_purged(sandbox: Sandbox) -> None:
     )
     assert await services.accounts.purge_states() == 1
     assert await services.db.fetchval("SELECT count(*) FROM oauth_states") == 1
+
+
+async def test_a_refused_bot_token_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    await sandbox.start(with_bot=False)
+    try:
+        env = {**os.environ, **sandbox.environment(), "DISCORD_TOKEN": "not-the-token"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        await sandbox.stop()
+    assert process.returncode == 2
+    assert "DISCORD_TOKEN" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert "not-the-token" not in stderr.decode()
