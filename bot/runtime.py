@@ -241,6 +241,12 @@ class MuteBot(commands.Bot):
 async def serve(settings: Settings, stop: asyncio.Event, bot: MuteBot | None = None) -> int:
     """Run until `stop` is set or the connection ends; close everything either way."""
     point_discord_py_at(settings.discord_api_base, settings.discord_gateway_url)
+    # Migrate before connecting, so a database from a newer mutebot is refused before any network traffic.
+    db = await Database.open(settings.database_path)
+    try:
+        await db.migrate()
+    finally:
+        await db.close()
     bot = bot or MuteBot(settings)
     token = settings.discord_token.reveal() if settings.discord_token else ""
     async with bot:

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -115,3 +116,26 @@ async def test_a_refused_bot_token_exits_2_naming_the_variable(tmp_path: Path) -
     assert "DISCORD_TOKEN" in stderr.decode()
     assert "Traceback" not in stderr.decode()
     assert "not-the-token" not in stderr.decode()
+
+
+async def test_run_refuses_a_database_from_a_newer_mutebot(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    await sandbox.start(with_bot=False)
+    try:
+        env = {**os.environ, **sandbox.environment()}
+        db = sqlite3.connect(env["DATABASE_PATH"])
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at REAL)")
+        db.execute("INSERT INTO schema_migrations VALUES (9999, 'from_the_future', 0)")
+        db.commit()
+        db.close()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        assert sandbox.discord.identifies == 0
+    finally:
+        await sandbox.stop()
+    assert process.returncode == 2
+    assert "upgrade mutebot" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
