@@ -32,6 +32,11 @@ class RelinkRequired(MutebotError):
         )
 
 
+class SelfMute(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("That is your own X account; X does not let you mute yourself.")
+
+
 class NotModerator(MutebotError):
     def __init__(self) -> None:
         super().__init__("Only moderators (members with the Manage Server permission) can change mute lists.")

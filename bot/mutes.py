@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.accounts import AccountService, LinkedAccount
 from bot.directory import UserDirectory
-from bot.errors import MutebotError, NotLinked, RelinkRequired
+from bot.errors import NotLinked, RelinkRequired, SelfMute
 from bot.storage import Database
 from bot.usernames import normalize_username
 from bot.x_client import UserAuth, XClient, XRateLimited, XUser
@@ -64,10 +64,10 @@ class MuteService:
         username = normalize_username(text)  # bad input stops here, before any X call
         account = await self.linked(member_id)
         if username.lower() == account.x_username.lower():
-            raise MutebotError("That is your own X account; X does not let you mute yourself.")
+            raise SelfMute()
         target = await self.accounts.call(member_id, lambda auth: self.directory.resolve(auth, username))
         if target.id == account.x_user_id:
-            raise MutebotError("That is your own X account; X does not let you mute yourself.")
+            raise SelfMute()
         return account, target
 
     def _v11(self, account: LinkedAccount) -> bool:
@@ -80,7 +80,7 @@ class MuteService:
         if not self._v11(account):
             return None
         if username.lower() == account.x_username.lower():
-            raise MutebotError("That is your own X account; X does not let you mute yourself.")
+            raise SelfMute()
         self._check_budget(account.x_user_id, "muting.post" if mute else "muting.delete")
         if mute:
             user: XUser | None = await self.accounts.call(member_id, lambda a: self.x.mute_by_username(a, username))
