@@ -40,6 +40,15 @@ class UserDirectory:
                 )
                 await self.db.execute("DELETE FROM x_user_misses WHERE username_lower = ?", (user.username.lower(),))
 
+    async def remember_missing(self, usernames: Sequence[str]) -> None:
+        """Names X does not know, so they are not asked for again while the answer is fresh."""
+        now = self.clock()
+        await self.db.executemany(
+            "INSERT INTO x_user_misses (username_lower, fetched_at) VALUES (?, ?)"
+            " ON CONFLICT (username_lower) DO UPDATE SET fetched_at = excluded.fetched_at",
+            [(name.lower(), now) for name in usernames],
+        )
+
     async def cached(self, usernames: Sequence[str]) -> tuple[dict[str, XUser], set[str]]:
         """Fresh cache entries: (found by lower-case name, names known not to exist)."""
         lowered = list(dict.fromkeys(name.lower() for name in usernames))
@@ -73,12 +82,7 @@ class UserDirectory:
         if ask:
             answer = await self.client.users_by_usernames(auth, ask)
             await self.remember(answer.found)
-            now = self.clock()
-            await self.db.executemany(
-                "INSERT INTO x_user_misses (username_lower, fetched_at) VALUES (?, ?)"
-                " ON CONFLICT (username_lower) DO UPDATE SET fetched_at = excluded.fetched_at",
-                [(name.lower(), now) for name in answer.not_found],
-            )
+            await self.remember_missing(answer.not_found)
             found.update({user.username.lower(): user for user in answer.found})
             missing.update(name.lower() for name in answer.not_found)
         result_found: list[XUser] = []
@@ -100,11 +104,7 @@ class UserDirectory:
         try:
             user = await self.client.user_by_username(auth, username)
         except XUserNotFound:
-            await self.db.execute(
-                "INSERT INTO x_user_misses (username_lower, fetched_at) VALUES (?, ?)"
-                " ON CONFLICT (username_lower) DO UPDATE SET fetched_at = excluded.fetched_at",
-                (username.lower(), self.clock()),
-            )
+            await self.remember_missing([username])
             raise
         await self.remember([user])
         return user
