@@ -62,6 +62,7 @@ class MuteBot(commands.Bot):
         clock: Callable[[], float] = time.time,
         x_transport: httpx.AsyncBaseTransport | None = None,
         guild_ready_timeout: float = 2.0,
+        serving: bool = True,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # no privileged intents: slash commands arrive as interactions
@@ -77,6 +78,9 @@ class MuteBot(commands.Bot):
         )
         self.settings = settings
         self.extension_names = tuple(extensions)
+        # False for one-shot commands (sync-commands): no web server, no workers, no automatic sync,
+        # so they never compete with a running `mutebot run` for its port or its queue.
+        self.serving = serving
         self.failed_extensions: dict[str, BaseException] = {}
         self.clock = clock
         self._x_transport = x_transport
@@ -109,9 +113,6 @@ class MuteBot(commands.Bot):
         lists = MuteLists(db, accounts, directory, mutes, queue, clock=self.clock)
         self._services = Services(settings, db, vault, x, directory, accounts, mutes, queue, lists)
 
-        self.web = WebServer(build_app(db, accounts), settings.web_host, settings.web_port)
-        await self.web.start()
-
         for name in self.extension_names:
             try:
                 await self.load_extension(name)
@@ -119,6 +120,10 @@ class MuteBot(commands.Bot):
                 self.failed_extensions[name] = exc
                 log.exception("extension %s failed to load; the others carry on", name)
         self.add_dynamic_items(PageButton)
+        if not self.serving:
+            return
+        self.web = WebServer(build_app(db, accounts), settings.web_host, settings.web_port)
+        await self.web.start()
         await self.sync_if_changed()
         self.start_task("purge-states", self._purge_states)
         self.start_task("action-queue", queue.run)
@@ -161,11 +166,6 @@ class MuteBot(commands.Bot):
             log.info("slash commands unchanged since the last sync")
             return False
         await self.sync_now()
-        await db.execute(
-            "INSERT INTO meta (key, value) VALUES ('command_tree_hash', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (digest,),
-        )
         return True
 
     async def sync_now(self, guild_id: int | None = None) -> int:
@@ -173,6 +173,12 @@ class MuteBot(commands.Bot):
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
         synced = await self.tree.sync(guild=guild)
+        if guild is None:  # what `run` compares against next time: the global tree as just pushed
+            await self.services.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('command_tree_hash', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (self.command_tree_hash(),),
+            )
         log.info("synced %d slash command(s) %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
         return len(synced)
 
@@ -279,16 +285,11 @@ def run_bot(settings: Settings) -> int:
 def sync_commands(settings: Settings, guild_id: int | None = None) -> int:
     async def main() -> int:
         point_discord_py_at(settings.discord_api_base, settings.discord_gateway_url)
-        bot = MuteBot(settings)
+        bot = MuteBot(settings, serving=False)
         token = settings.discord_token.reveal() if settings.discord_token else ""
         async with bot:
-            await bot.login(token)  # runs setup_hook, which syncs when changed
+            await bot.login(token)  # runs setup_hook: storage and cogs, nothing that serves
             count = await bot.sync_now(guild_id)
-            await bot.services.db.execute(
-                "INSERT INTO meta (key, value) VALUES ('command_tree_hash', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (bot.command_tree_hash(),),
-            )
         print(f"pushed {count} slash command(s) {f'to guild {guild_id}' if guild_id else 'globally'}")
         return 0
 

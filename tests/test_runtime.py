@@ -70,7 +70,7 @@ async def test_mutebot_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -
 
 async def test_sync_commands_pushes_now_globally_or_to_one_guild(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path)
-    await sandbox.start(with_bot=False)
+    await sandbox.start()  # a running bot holds the web port: the one-shot command must not need it
     try:
         env = {**os.environ, **sandbox.environment()}
         for extra in ([], ["--guild", str(sandbox.guild_id)]):
