@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from bot.x_client import (
     XUsageCapped,
     XUserNotFound,
 )
-from tests.xrecorded import x_api_dir
+from tests.xrecorded import load_openapi
 
 
 @pytest.fixture
@@ -203,7 +202,7 @@ def _spec_parameters(spec: dict[str, Any], path: str, method: str) -> dict[str, 
 
 
 async def test_client_requests_validate_against_openapi(emu: XEmulator) -> None:
-    spec = json.loads((x_api_dir() / "openapi.json").read_text())
+    spec = load_openapi()
     sent: list[httpx.Request] = []
 
     async def record(request: httpx.Request) -> None:
@@ -225,7 +224,7 @@ async def test_client_requests_validate_against_openapi(emu: XEmulator) -> None:
                                          else "/2/users/{id}/muting")
         params = _spec_parameters(spec, spec_path, "get")
         for name, value in request.url.params.multi_items():
-            # The mutes docs (and X today) use the older names that spec 2.167 renamed; see x-api/README.md.
+            # The mutes docs (and X today) use the older names that spec 2.167 renamed; see tests/data/x-api/SOURCES.md.
             name = RENAMED.get(name, name)
             value = ",".join(RENAMED.get(v, v) for v in value.split(","))
             assert name in params, f"{name} is not a parameter of {spec_path}"

@@ -1,10 +1,9 @@
-"""Loads the recorded X responses (vcrpy cassettes) and the OpenAPI spec from the shared reference folder."""
+"""Loads the vendored test data under tests/data: recorded X responses (vcrpy cassettes) and the OpenAPI specs."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,15 +11,16 @@ from urllib.parse import urlsplit
 
 import yaml
 
-
-def shared_dir() -> Path:
-    """The read-only reference folder: $MUTEBOT_SHARED, else the `shared` folder beside the repository."""
-    env = os.environ.get("MUTEBOT_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
+# Part of the repository (see each folder's SOURCES.md), so the tests need nothing outside it.
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def x_api_dir() -> Path:
-    return shared_dir() / "x-api"
+    return DATA_DIR / "x-api"
+
+
+def discord_api_dir() -> Path:
+    return DATA_DIR / "discord-api"
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,11 @@ def _text(raw: Any) -> str | None:
 def load_exchanges(folder: Path | None = None) -> list[Exchange]:
     """Every interaction of every cassette, in recorded order."""
     folder = folder or x_api_dir() / "recorded"
+    paths = sorted(folder.glob("*.yaml"))
+    if not paths:  # an empty parametrization would pass silently
+        raise FileNotFoundError(f"no recorded X responses (*.yaml) in {folder}")
     out: list[Exchange] = []
-    for path in sorted(folder.glob("*.yaml")):
+    for path in paths:
         cassette = yaml.safe_load(path.read_text())
         for i, item in enumerate(cassette["interactions"]):
             req, resp = item["request"], item["response"]
@@ -72,7 +75,14 @@ def load_exchanges(folder: Path | None = None) -> list[Exchange]:
 
 
 def load_openapi() -> dict[str, Any]:
+    """X's OpenAPI spec."""
     spec: dict[str, Any] = json.loads((x_api_dir() / "openapi.json").read_text())
+    return spec
+
+
+def load_discord_openapi() -> dict[str, Any]:
+    """Discord's OpenAPI spec."""
+    spec: dict[str, Any] = json.loads((discord_api_dir() / "openapi.json").read_text())
     return spec
 
 
