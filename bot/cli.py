@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import warnings
 from collections.abc import Sequence
 
 from bot.config import ConfigError, Purpose, Settings, load_settings, read_environment
@@ -85,8 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # authlib 1.6+ announces a future move of its httpx integration; operators cannot act on that.
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer|bot|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 [redacted]"),
@@ -71,3 +72,33 @@ def setup_logging(level: str = "INFO", handler: logging.Handler | None = None) -
     for name in ("discord.gateway", "discord.http", "aiohttp.access"):
         logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
     return handler
+
+
+# discord.py logs these once per process when a voice library is missing; mutebot has no voice features.
+_VOICE_NOTICES = frozenset({
+    "PyNaCl is not installed, voice will NOT be supported",
+    "davey is not installed, voice will NOT be supported",
+})
+
+
+class VoiceNoticeFilter(logging.Filter):
+    """Drops exactly discord.py's notices about missing voice libraries, nothing else from discord.client."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in _VOICE_NOTICES
+
+
+def quiet_start_up_noise() -> None:
+    """Silence the start-up notices an operator cannot act on. Called once, when `bot` is imported."""
+    # authlib's deprecate module runs warnings.simplefilter("always", AuthlibDeprecationWarning) when imported, which
+    # would sit in front of any filter installed earlier: import it first, then put ours in front of it. Its httpx
+    # integration warns once, when first imported, so let that happen here, under our filter; once imported it never
+    # warns again, whatever filters a caller (pytest, per test) installs later.
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The httpx module is deprecated", category=AuthlibDeprecationWarning)
+        import authlib.integrations.httpx_client  # noqa: F401
+    client_log = logging.getLogger("discord.client")
+    if not any(isinstance(f, VoiceNoticeFilter) for f in client_log.filters):
+        client_log.addFilter(VoiceNoticeFilter())
