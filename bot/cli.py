@@ -110,7 +110,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "migrate":
         return asyncio.run(_migrate(_settings("migrate")))
     if command == "rotate-keys":
-        return asyncio.run(_rotate_keys(_settings("rotate-keys")))
+        settings = _settings("rotate-keys")
+        # Opening a mistyped path would create an empty database and report "re-encrypted 0".
+        if not settings.database_path.is_file():
+            print(f"mutebot rotate-keys: DATABASE_PATH: there is no database at {settings.database_path}; "
+                  "set DATABASE_PATH to the bot's database file", file=sys.stderr)
+            return EXIT_CONFIG
+        return asyncio.run(_rotate_keys(settings))
     if command == "sandbox":
         from bot.sandbox.x_emulator import run_sandbox
 

@@ -85,9 +85,36 @@ def read_environment(environ: Mapping[str, str] | None = None, dotenv: Path | No
 
 def _url(problems: list[str], name: str, value: str, schemes: tuple[str, ...]) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
+    if parts.scheme not in schemes:
         problems.append(f"{name}: must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    elif not parts.hostname:
+        problems.append(f"{name}: has no host name after {parts.scheme}://; give the whole URL, "
+                        f"e.g. {parts.scheme}://host.example")
     return value
+
+
+def _key_problem(index: int, count: int, key: str) -> str | None:
+    """What is wrong with key `index` (1-based) of `count`, without echoing it; None when it is a Fernet key."""
+    if not key:
+        where = "a trailing comma" if index == count else "a leading comma" if index == 1 else "two commas in a row"
+        return f"TOKEN_ENCRYPTION_KEY: key {index} is empty ({where}?)"
+    try:
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        return (
+            f"TOKEN_ENCRYPTION_KEY: key {index} of {count} is not a Fernet key "
+            "(32 url-safe base64-encoded bytes; `mutebot keygen` prints one)"
+        )
+    return None
+
+
+def _database_path_problem(path: Path, *, may_create_directory: bool) -> str | None:
+    """A mistyped DATABASE_PATH would otherwise become a fresh, empty database somewhere unexpected."""
+    if path.is_dir():
+        return f"DATABASE_PATH: {path} is a directory; name a file in it, e.g. {path / DEFAULTS['DATABASE_PATH']}"
+    if not may_create_directory and not path.parent.is_dir():
+        return f"DATABASE_PATH: the directory {path.parent} does not exist; create it, or correct the path"
+    return None
 
 
 def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Settings:
@@ -105,11 +132,12 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
         return value
 
     needs_everything = purpose in ("run", "check")
-    x_auth = get("X_AUTH") or "oauth2"
+    # Choices are read in any case, as LOG_LEVEL is.
+    x_auth = (get("X_AUTH") or "oauth2").lower()
     if x_auth not in ("oauth2", "oauth1"):
         problems.append("X_AUTH: must be `oauth2` or `oauth1`")
         x_auth = "oauth2"
-    x_mute_api = get("X_MUTE_API") or "v2"
+    x_mute_api = (get("X_MUTE_API") or "v2").lower()
     if x_mute_api not in ("v2", "v1.1"):
         problems.append("X_MUTE_API: must be `v2` or `v1.1`")
         x_mute_api = "v2"
@@ -138,6 +166,11 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
         public_base_url = _url(problems, "PUBLIC_BASE_URL", public_base_url.rstrip("/"), ("http", "https"))
         if urlsplit(public_base_url).query or urlsplit(public_base_url).fragment:
             problems.append("PUBLIC_BASE_URL: must not carry a query or fragment")
+        if urlsplit(public_base_url).path.endswith("/oauth/callback"):
+            problems.append(
+                "PUBLIC_BASE_URL: give the base URL without /oauth/callback; "
+                "the redirect URI is PUBLIC_BASE_URL + /oauth/callback"
+            )
 
     keys: tuple[Secret, ...] = ()
     raw_keys = get("TOKEN_ENCRYPTION_KEY")
@@ -146,15 +179,15 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
             problems.append("TOKEN_ENCRYPTION_KEY: required; create one with `mutebot keygen`")
     else:
         parts = [part.strip() for part in raw_keys.split(",")]
-        for index, part in enumerate(parts, start=1):
-            try:
-                Fernet(part.encode())
-            except (ValueError, TypeError):
-                problems.append(
-                    f"TOKEN_ENCRYPTION_KEY: key {index} of {len(parts)} is not a Fernet key "
-                    "(32 url-safe base64-encoded bytes; `mutebot keygen` prints one)"
-                )
+        problems += [p for i, part in enumerate(parts, start=1) if (p := _key_problem(i, len(parts), part))]
         keys = tuple(Secret(part) for part in parts)
+
+    database_path = Path(get("DATABASE_PATH") or DEFAULTS["DATABASE_PATH"])
+    # `migrate` may create the directory (it is the step that makes a database); the long-running bot may not.
+    if purpose in ("run", "check", "migrate") and (
+        database_problem := _database_path_problem(database_path, may_create_directory=purpose == "migrate")
+    ):
+        problems.append(database_problem)
 
     web_port = 8080
     raw_port = get("WEB_PORT") or "8080"
@@ -188,7 +221,7 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
         public_base_url=public_base_url,
         web_host=get("WEB_HOST") or "127.0.0.1",
         web_port=web_port,
-        database_path=Path(get("DATABASE_PATH") or "mutebot.sqlite3"),
+        database_path=database_path,
         token_encryption_keys=keys,
         log_level=log_level,
         x_auth="oauth1" if x_auth == "oauth1" else "oauth2",

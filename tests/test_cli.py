@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from bot.logs import VoiceNoticeFilter
+from bot.vault import TokenVault
+
+# The checkout these tests belong to, ahead of wherever the package was installed from.
+REPOSITORY = str(Path(__file__).resolve().parents[1])
 
 
 def python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env={**os.environ, "PYTHONPATH": REPOSITORY},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def mutebot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`mutebot ARGS` in `cwd`, with only PATH and HOME from this environment."""
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd), "PYTHONPATH": REPOSITORY}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_importing_the_bot_and_making_a_client_prints_nothing(tmp_path: Path) -> None:
@@ -39,3 +51,33 @@ def test_the_voice_filter_drops_exactly_the_voice_notices() -> None:
     assert not voice.filter(record("davey is not installed, voice will NOT be supported"))
     assert voice.filter(record("Shard ID None has stopped responding to the gateway."))
     assert any(isinstance(f, VoiceNoticeFilter) for f in logging.getLogger("discord.client").filters)
+
+
+def test_rotate_keys_refuses_a_database_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "mutbot.sqlite3"  # a typo
+    env = {"DATABASE_PATH": str(missing), "TOKEN_ENCRYPTION_KEY": TokenVault.generate_key()}
+    result = mutebot("rotate-keys", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"mutebot rotate-keys: DATABASE_PATH: there is no database at {missing}; "
+        "set DATABASE_PATH to the bot's database file\n"
+    )
+    assert result.stdout == ""
+    assert not missing.exists()
+
+
+def test_rotate_keys_re_encrypts_an_existing_database(tmp_path: Path) -> None:
+    env = {"DATABASE_PATH": str(tmp_path / "mutebot.sqlite3"), "TOKEN_ENCRYPTION_KEY": TokenVault.generate_key()}
+    assert mutebot("migrate", cwd=tmp_path, env=env).returncode == 0
+    result = mutebot("rotate-keys", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "re-encrypted 0" in result.stdout
+
+
+def test_check_names_database_path_in_a_missing_directory(tmp_path: Path) -> None:
+    env = {"DISCORD_TOKEN": "t", "X_CLIENT_ID": "c", "PUBLIC_BASE_URL": "https://bot.example",
+           "TOKEN_ENCRYPTION_KEY": TokenVault.generate_key(), "DATABASE_PATH": "dta/mutebot.sqlite3"}
+    result = mutebot("check", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "  - DATABASE_PATH: the directory dta does not exist; create it, or correct the path\n" in result.stderr
+    assert "Traceback" not in result.stderr

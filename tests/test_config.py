@@ -1,0 +1,99 @@
+"""`mutebot check`'s judgements: each mistake an operator makes is named, with what to do instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, Purpose, Settings, load_settings
+from bot.vault import TokenVault
+
+KEY_A = TokenVault.generate_key()
+KEY_B = TokenVault.generate_key()
+FULL_ENV = {
+    "DISCORD_TOKEN": "discord-token",
+    "X_CLIENT_ID": "client",
+    "PUBLIC_BASE_URL": "https://bot.example/",
+    "TOKEN_ENCRYPTION_KEY": KEY_A,
+}
+
+
+def problems(env: dict[str, str], purpose: Purpose = "check") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**FULL_ENV, **env}, purpose)
+    return caught.value.problems
+
+
+def settings(env: dict[str, str], purpose: Purpose = "check") -> Settings:
+    return load_settings({**FULL_ENV, **env}, purpose)
+
+
+@pytest.mark.parametrize("url", ["http://host/oauth/callback", "https://host.example/bot/oauth/callback/"])
+def test_public_base_url_must_not_be_the_redirect_uri(url: str) -> None:
+    assert problems({"PUBLIC_BASE_URL": url}) == [
+        "PUBLIC_BASE_URL: give the base URL without /oauth/callback; "
+        "the redirect URI is PUBLIC_BASE_URL + /oauth/callback"
+    ]
+
+
+def test_public_base_url_may_have_a_path() -> None:
+    assert settings({"PUBLIC_BASE_URL": "https://host.example/mutebot/"}).redirect_uri == (
+        "https://host.example/mutebot/oauth/callback"
+    )
+
+
+@pytest.mark.parametrize(("url", "scheme"), [("http://", "http"), ("https://:8080", "https")])
+def test_a_url_without_a_host_says_so(url: str, scheme: str) -> None:
+    assert problems({"PUBLIC_BASE_URL": url}) == [
+        f"PUBLIC_BASE_URL: has no host name after {scheme}://; give the whole URL, e.g. {scheme}://host.example"
+    ]
+
+
+def test_a_url_with_another_scheme_names_the_schemes() -> None:
+    assert problems({"DISCORD_GATEWAY_URL": "https://gateway.discord.gg"}) == [
+        "DISCORD_GATEWAY_URL: must be a URL starting with ws:// or wss://"
+    ]
+
+
+def test_choices_are_read_in_any_case() -> None:
+    assert settings({"X_AUTH": "OAuth2", "LOG_LEVEL": "debug"}).x_auth == "oauth2"
+    assert settings({"LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    oauth1 = settings({"X_AUTH": "OAUTH1", "X_MUTE_API": "V1.1", "X_CONSUMER_KEY": "k", "X_CONSUMER_SECRET": "s"})
+    assert (oauth1.x_auth, oauth1.x_mute_api) == ("oauth1", "v1.1")
+    assert problems({"X_AUTH": "OAuth3"}) == ["X_AUTH: must be `oauth2` or `oauth1`"]
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    (f"{KEY_A},{KEY_B},", "TOKEN_ENCRYPTION_KEY: key 3 is empty (a trailing comma?)"),
+    (f",{KEY_A}", "TOKEN_ENCRYPTION_KEY: key 1 is empty (a leading comma?)"),
+    (f"{KEY_A},,{KEY_B}", "TOKEN_ENCRYPTION_KEY: key 2 is empty (two commas in a row?)"),
+])
+def test_an_empty_key_is_called_empty(keys: str, expected: str) -> None:
+    assert problems({"TOKEN_ENCRYPTION_KEY": keys}) == [expected]
+
+
+def test_a_wrong_key_still_says_which_of_how_many() -> None:
+    [problem] = problems({"TOKEN_ENCRYPTION_KEY": f"{KEY_A}, {KEY_B},nonsense"})
+    assert problem.startswith("TOKEN_ENCRYPTION_KEY: key 3 of 3 is not a Fernet key")
+
+
+def test_database_path_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "no-such-dir" / "mutebot.sqlite3"
+    for purpose in ("check", "run"):
+        assert problems({"DATABASE_PATH": str(path)}, purpose) == [
+            f"DATABASE_PATH: the directory {path.parent} does not exist; create it, or correct the path"
+        ]
+    # migrate is the step that makes a database, directory and all
+    assert settings({"DATABASE_PATH": str(path)}, "migrate").database_path == path
+    assert not path.parent.exists()
+
+
+def test_database_path_naming_a_directory_is_refused(tmp_path: Path) -> None:
+    for purpose in ("check", "migrate"):
+        [problem] = problems({"DATABASE_PATH": str(tmp_path)}, purpose)
+        assert problem.startswith(f"DATABASE_PATH: {tmp_path} is a directory")
+
+
+def test_database_path_in_an_existing_directory_is_accepted(tmp_path: Path) -> None:
+    assert settings({"DATABASE_PATH": str(tmp_path / "new.sqlite3")}, "run").database_path == tmp_path / "new.sqlite3"
