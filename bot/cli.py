@@ -7,7 +7,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, Purpose, Settings, load_settings, read_environment
+import bot
+from bot.config import DEFAULTS, ConfigError, Purpose, Settings, load_settings, read_environment
 from bot.logs import setup_logging
 from bot.storage import Database, SchemaTooNewError
 from bot.vault import TokenVault, VaultError
@@ -60,26 +61,84 @@ def _check() -> int:
     return 0
 
 
+SANDBOX_REDIRECT_URI = "http://127.0.0.1:8080/oauth/callback"  # `mutebot run`'s callback with the default WEB_PORT
+
+# Each command's one line: its entry in `mutebot --help` and the description of `mutebot COMMAND --help`.
+COMMANDS = {
+    "run": "run the bot: the Discord connection, the OAuth callback web server and the action-queue worker; "
+           "applies pending migrations first",
+    "migrate": "apply pending migrations to DATABASE_PATH and exit",
+    "keygen": "print a fresh key for TOKEN_ENCRYPTION_KEY",
+    "rotate-keys": "re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEY",
+    "sync-commands": "push the slash commands to Discord now, globally or to one guild",
+    "check": "validate the configuration and print every problem at once; exit 0 when usable, 2 when not",
+    "sandbox": "serve the bundled X API emulator on a local port, for trying the bot without X",
+    "demo": "the whole member and moderator journey against the bundled X emulator and Discord stand-in, "
+            "printed step by step; needs no credentials",
+}
+CONFIGURATION = (
+    "Configuration comes from environment variables, also read from .env in the working directory (the environment "
+    "wins); `mutebot check` validates it, and the README's Configuration section lists every variable."
+)
+
+
+def _reads(*names: str) -> str:
+    """An epilog naming the variables a command reads, with their defaults."""
+    named = ", ".join(f"{name} (default: {DEFAULTS[name]})" if name in DEFAULTS else name for name in names)
+    return f"Reads {named} from the environment, also from .env in the working directory (the environment wins)."
+SANDBOX_EPILOG = (
+    "Point the bot at it with X_API_BASE=http://HOST:PORT and X_AUTHORIZE_URL=http://HOST:PORT/i/oauth2/authorize. "
+    "The authorization page lets a person choose the account to approve as; adding login=USERNAME to its URL "
+    "approves as that account at once, deny=1 denies. Runs until interrupted."
+)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults in every option's help, except where there is no default to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mutebot", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mutebot", description=bot.__doc__, epilog=CONFIGURATION, formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"mutebot {bot.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", help="run the bot, the OAuth callback web server and the queue worker")
-    sub.add_parser("migrate", help="apply pending migrations to DATABASE_PATH and exit")
-    sub.add_parser("keygen", help="print a fresh key for TOKEN_ENCRYPTION_KEY")
-    sub.add_parser("rotate-keys", help="re-encrypt every stored token under the first key")
-    sync = sub.add_parser("sync-commands", help="push the slash commands to Discord now")
-    sync.add_argument("--guild", type=int, metavar="ID", help="sync to one guild instead of globally")
-    sub.add_parser("check", help="validate the configuration; exit 0 when usable, 2 when not")
-    sandbox = sub.add_parser("sandbox", help="serve the bundled X API emulator")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8400)
-    sandbox.add_argument("--users", type=int, default=50)
-    sandbox.add_argument("--window-seconds", type=float, default=900.0)
-    sandbox.add_argument("--client-id", default="mutebot-sandbox")
-    sandbox.add_argument("--client-secret", default=None)
-    sandbox.add_argument("--redirect-uri", action="append", default=None, metavar="URI")
-    demo = sub.add_parser("demo", help="the whole journey against the bundled emulator and stand-in")
-    demo.add_argument("--keep-running", action="store_true", help="leave the emulator and stand-in up")
+
+    def command(name: str, epilog: str | None = CONFIGURATION) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name], epilog=epilog,
+                              formatter_class=_HelpFormatter)
+
+    command("run")
+    command("migrate", epilog=_reads("DATABASE_PATH"))
+    command("keygen", epilog=None)
+    command("rotate-keys", epilog=_reads("DATABASE_PATH", "TOKEN_ENCRYPTION_KEY"))
+    sync = command("sync-commands", epilog=_reads("DISCORD_TOKEN", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL"))
+    sync.add_argument("--guild", type=int, metavar="ID",
+                      help="push to this guild only (its commands update at once); without it, globally")
+    command("check")
+    sandbox = command("sandbox", epilog=SANDBOX_EPILOG)
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", type=int, default=8400, help="port to listen on")
+    sandbox.add_argument("--users", type=int, default=50, help="how many accounts to seed, named user1 … userN")
+    sandbox.add_argument("--window-seconds", type=float, default=900.0, metavar="SECONDS",
+                         help="length of every rate-limit window; X's limits per window stay as X has them")
+    sandbox.add_argument("--client-id", default="mutebot-sandbox", metavar="ID",
+                         help="the OAuth 2.0 client id to register: the bot's X_CLIENT_ID")
+    sandbox.add_argument("--client-secret", default=None, metavar="SECRET",
+                         help="make the client confidential with this secret: the bot's X_CLIENT_SECRET "
+                              "(default: a public client)")
+    sandbox.add_argument("--redirect-uri", action="append", default=None, metavar="URI",
+                         help="a redirect URI the client may use, as the bot's PUBLIC_BASE_URL + /oauth/callback; "
+                              "repeat for several; any other is refused, as X does "
+                              f"(default: {SANDBOX_REDIRECT_URI})")
+    demo = command("demo", epilog=None)
+    demo.add_argument("--keep-running", action="store_true",
+                      help="after the journey, leave the emulator and the stand-in up to try by hand")
     return parser
 
 
@@ -130,7 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             window_seconds=args.window_seconds,
             client_id=args.client_id,
             client_secret=args.client_secret,
-            redirect_uris=args.redirect_uri or ["http://127.0.0.1:8080/oauth/callback"],
+            redirect_uris=args.redirect_uri or [SANDBOX_REDIRECT_URI],
         )
     if command == "run":
         from bot.runtime import run_bot

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import bot
+from bot.cli import COMMANDS, build_parser
 from bot.logs import VoiceNoticeFilter
 from bot.vault import TokenVault
 
@@ -81,3 +87,59 @@ def test_check_names_database_path_in_a_missing_directory(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "  - DATABASE_PATH: the directory dta does not exist; create it, or correct the path\n" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    result = mutebot("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == f"mutebot {bot.__version__}\n"
+    assert bot.__version__ == importlib.metadata.version("mutebot")
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_the_commands_are_the_documented_ones() -> None:
+    assert set(subcommands()) == {"run", "migrate", "keygen", "rotate-keys", "sync-commands", "check", "sandbox",
+                                  "demo"}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_a_description_and_explained_options(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([name, "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert COMMANDS[name] in text
+    for action in subcommands()[name]._actions:
+        assert action.help, f"{name} {action.option_strings} has no help"
+        if action.default not in (None, False, argparse.SUPPRESS):
+            assert f"{action.help} (default: {action.default})" in text
+
+
+def test_sandbox_help_explains_each_option_and_how_to_use_it(tmp_path: Path) -> None:
+    result = mutebot("sandbox", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for shown in ("--host HOST address to listen on (default: 127.0.0.1)",
+                  "--port PORT port to listen on (default: 8400)",
+                  "named user1 … userN (default: 50)",
+                  "length of every rate-limit window; X's limits per window stay as X has them (default: 900.0)",
+                  "X_CLIENT_ID (default: mutebot-sandbox)",
+                  "X_CLIENT_SECRET (default: a public client)",
+                  "repeat for several; any other is refused, as X does (default: "
+                  "http://127.0.0.1:8080/oauth/callback)",
+                  "X_API_BASE=http://HOST:PORT", "login=USERNAME"):
+        assert shown in text
+    assert "None" not in text
+
+
+def test_top_level_help_lists_every_command_in_one_line_each(tmp_path: Path) -> None:
+    result = mutebot("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for name, line in COMMANDS.items():
+        assert f"{name} {line}" in text
+    assert "--version" in text
