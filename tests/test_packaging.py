@@ -21,18 +21,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_wheel_ships_the_migrations_and_the_console_script(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", str(tmp_path),
          str(ROOT)],
-        check=True, capture_output=True, timeout=120,
+        check=True, capture_output=True, text=True, timeout=120,
     )
+    # e.g. setuptools' "`project.license` as a TOML table is deprecated" banner
+    assert "deprecated" not in built.stdout + built.stderr
     wheel = next(tmp_path.glob("mutebot-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+        metadata = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     assert "migrations/0001_initial.sql" in names
     assert "bot/py.typed" in names
     assert "mutebot = bot.cli:main" in entry_points
+    assert "License-Expression: MIT" in metadata.splitlines()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    requires = {line.split(":", 1)[1].split("<")[0].split(">")[0].strip()
+                for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    assert {"aiohttp", "yarl"} <= requires  # imported directly, so declared directly
 
 
 async def test_sandbox_command_serves_an_oauth_flow_a_person_can_follow(tmp_path: Path) -> None:
