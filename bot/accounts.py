@@ -9,7 +9,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -20,8 +20,9 @@ from authlib.integrations.httpx_client import AsyncOAuth1Client, AsyncOAuth2Clie
 from bot.config import Settings
 from bot.errors import MutebotError, NotLinked, RelinkRequired
 from bot.secrets import Secret
-from bot.storage import Database
-from bot.vault import TokenVault
+from bot.store import Stores
+from bot.store.accounts import LinkRow
+from bot.vault import TokenVault, VaultError
 from bot.x_client import UserAuth, XClient, XUnauthorized, XUnavailable, XUser
 
 log = logging.getLogger(__name__)
@@ -62,20 +63,44 @@ class LinkedAccount:
     def url(self) -> str:
         return f"https://x.com/{self.x_username}"
 
+    @property
+    def user(self) -> XUser:
+        return XUser(self.x_user_id, self.x_username, self.x_name, self.x_avatar_url)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A usable link, read once per command: the account and how to act as it on X."""
+
+    account: LinkedAccount
+    auth: UserAuth
+    sealed_access: bytes  # the stored ciphertext of `auth`'s access token, to tell a refresh has happened
+
+    @property
+    def member_id(self) -> int:
+        return self.account.discord_user_id
+
 
 def _hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
+def _account(row: LinkRow) -> LinkedAccount:
+    return LinkedAccount(row.member_id, row.x_user_id, row.x_username, row.x_name, row.x_avatar_url, row.auth_kind,
+                         row.scopes, row.linked_at, row.needs_relink)
+
+
 class AccountService:
-    """Owns linked_accounts and oauth_states; every X call on a member's behalf goes through `call`."""
+    """Linking and credentials; every X call on a member's behalf goes through `call`."""
 
     def __init__(
-        self, settings: Settings, db: Database, vault: TokenVault, x: XClient,
+        self, settings: Settings, stores: Stores, vault: TokenVault, x: XClient,
         *, clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.db = db
+        self.stores = stores
+        self.store = stores.accounts
+        self.db = stores.db
         self.vault = vault
         self.x = x
         self.clock = clock
@@ -115,11 +140,8 @@ class AccountService:
         url, _ = self._oauth2.create_authorization_url(
             self.settings.x_authorize_url, state=state, code_verifier=verifier
         )
-        await self.db.execute(
-            "INSERT INTO oauth_states (state_hash, discord_user_id, guild_id, auth_kind, verifier, created_at,"
-            " expires_at) VALUES (?, ?, ?, 'oauth2', ?, ?, ?)",
-            (_hash_state(state), discord_user_id, guild_id, self.vault.encrypt(verifier), now, expires_at),
-        )
+        await self.store.add_state(_hash_state(state), discord_user_id, guild_id, "oauth2",
+                                   self.vault.encrypt(verifier), now, expires_at)
         return LinkStart(url, expires_at)
 
     async def _start_oauth1(
@@ -133,12 +155,8 @@ class AccountService:
                 raise MutebotError("X did not start the authorization; please try `/link` again in a minute.") from exc
             url = client.create_authorization_url(f"{self.settings.x_api_base}/oauth/authorize")
         request_token = str(token["oauth_token"])
-        await self.db.execute(
-            "INSERT INTO oauth_states (state_hash, discord_user_id, guild_id, auth_kind, verifier, created_at,"
-            " expires_at) VALUES (?, ?, ?, 'oauth1', ?, ?, ?)",
-            (_hash_state(request_token), discord_user_id, guild_id,
-             self.vault.encrypt(str(token["oauth_token_secret"])), now, expires_at),
-        )
+        await self.store.add_state(_hash_state(request_token), discord_user_id, guild_id, "oauth1",
+                                   self.vault.encrypt(str(token["oauth_token_secret"])), now, expires_at)
         return LinkStart(str(url), expires_at)
 
     def _oauth1_client(self, token: str | None = None, token_secret: str | None = None,
@@ -160,22 +178,16 @@ class AccountService:
         """Consume the state once; explain precisely why when it cannot be used."""
         now = self.clock()
         state_hash = _hash_state(state)
-        row = await self.db.fetchone(
-            "SELECT discord_user_id, verifier, expires_at, used_at, auth_kind FROM oauth_states WHERE state_hash = ?",
-            (state_hash,),
-        )
-        if row is None or row["auth_kind"] != kind:
+        row = await self.store.state(state_hash)
+        if row is None or row.auth_kind != kind:
             raise LinkFailed("This link is unknown. Start again with /link in Discord.")
-        if row["used_at"] is not None:
+        if row.used_at is not None:
             raise LinkFailed("This link was already used. If your account is not linked yet, run /link again.")
-        if row["expires_at"] <= now:
+        if row.expires_at <= now:
             raise LinkFailed("This link has expired (links last 10 minutes). Run /link again in Discord.")
-        claimed = await self.db.execute(
-            "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL", (now, state_hash)
-        )
-        if claimed != 1:
+        if not await self.store.claim_state(state_hash, now):
             raise LinkFailed("This link was already used. If your account is not linked yet, run /link again.")
-        return int(row["discord_user_id"]), self.vault.decrypt(row["verifier"])
+        return row.member_id, self.vault.decrypt(row.verifier)
 
     async def consume_state(self, state: str) -> None:
         """Spend a state without linking (the member cancelled on X)."""
@@ -231,27 +243,21 @@ class AccountService:
         self, discord_user_id: int, user: XUser, kind: str, access: Secret, *, refresh: Secret | None,
         secret: Secret | None, scopes: str, expires_at: float | None,
     ) -> None:
-        previous = await self._auth_row(discord_user_id)
-        now = self.clock()
-        await self.db.execute(
-            "INSERT INTO linked_accounts (discord_user_id, x_user_id, x_username, x_name, x_avatar_url, auth_kind,"
-            " access_token, refresh_token, token_secret, scopes, expires_at, needs_relink, linked_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (discord_user_id) DO UPDATE SET"
-            " x_user_id = excluded.x_user_id, x_username = excluded.x_username, x_name = excluded.x_name,"
-            " x_avatar_url = excluded.x_avatar_url, auth_kind = excluded.auth_kind,"
-            " access_token = excluded.access_token, refresh_token = excluded.refresh_token,"
-            " token_secret = excluded.token_secret, scopes = excluded.scopes, expires_at = excluded.expires_at,"
-            " needs_relink = 0, linked_at = excluded.linked_at, updated_at = excluded.updated_at",
-            (discord_user_id, user.id, user.username, user.name, user.profile_image_url, kind,
-             self.vault.encrypt(access), self.vault.encrypt(refresh) if refresh else None,
-             self.vault.encrypt(secret) if secret else None, scopes, expires_at, now, now),
-        )
-        if previous is not None and previous[0] != access:
-            await self._revoke(previous[0], previous[1])
-        if previous is not None and previous[2] != user.id:
-            # Another X account: what we knew about the old one's mutes no longer applies.
-            await self.db.execute("DELETE FROM cached_mutes WHERE discord_user_id = ?", (discord_user_id,))
-            await self.db.execute("DELETE FROM mute_cache_state WHERE discord_user_id = ?", (discord_user_id,))
+        async with self._locks[discord_user_id]:  # never interleaved with a refresh of the same member
+            previous = await self.store.link(discord_user_id, fresh=True)
+            async with self.db.batch() as batch:
+                self.store.save(
+                    batch, discord_user_id, x_user_id=user.id, x_username=user.username, x_name=user.name,
+                    x_avatar_url=user.profile_image_url, auth_kind=kind, access_token=self.vault.encrypt(access),
+                    refresh_token=self.vault.encrypt(refresh) if refresh else None,
+                    token_secret=self.vault.encrypt(secret) if secret else None, scopes=scopes,
+                    expires_at=expires_at, now=self.clock(),
+                )
+                if previous is not None and previous.x_user_id != user.id:
+                    # Another X account: what we knew about the old one's mutes no longer applies.
+                    self.stores.mutes.forget_cache(batch, discord_user_id)
+        if previous is not None:
+            await self._revoke_row(previous, keep=access)
         log.info("member %s linked X account %s", discord_user_id, user.id)
         if self.on_linked is not None:
             try:
@@ -259,14 +265,13 @@ class AccountService:
             except Exception:
                 log.exception("could not confirm a link to member %s", discord_user_id)
 
-    async def _auth_row(self, discord_user_id: int) -> tuple[Secret, str, str] | None:
-        row = await self.db.fetchone(
-            "SELECT access_token, auth_kind, x_user_id FROM linked_accounts WHERE discord_user_id = ?",
-            (discord_user_id,),
-        )
-        if row is None:
-            return None
-        return self.vault.decrypt(row["access_token"]), str(row["auth_kind"]), str(row["x_user_id"])
+    async def _revoke_row(self, row: LinkRow, *, keep: Secret | None = None) -> None:
+        try:
+            token = self.vault.decrypt(row.access_token)
+        except VaultError:
+            return  # nothing we could still send to X
+        if token != keep:
+            await self._revoke(token, row.auth_kind)
 
     async def _revoke(self, token: Secret, kind: str) -> None:
         if kind != "oauth2":
@@ -279,53 +284,46 @@ class AccountService:
     # -- reading and refreshing credentials ------------------------------------------------------
 
     async def account(self, discord_user_id: int) -> LinkedAccount | None:
-        row = await self.db.fetchone(
-            "SELECT discord_user_id, x_user_id, x_username, x_name, x_avatar_url, auth_kind, scopes, linked_at,"
-            " needs_relink FROM linked_accounts WHERE discord_user_id = ?",
-            (discord_user_id,),
-        )
-        if row is None:
-            return None
-        return LinkedAccount(
-            int(row["discord_user_id"]), row["x_user_id"], row["x_username"], row["x_name"], row["x_avatar_url"],
-            row["auth_kind"], row["scopes"], float(row["linked_at"]), bool(row["needs_relink"]),
-        )
+        row = await self.store.link(discord_user_id)
+        return None if row is None else _account(row)
+
+    async def credentials(self, discord_user_id: int) -> Credentials:
+        """The member's usable link, read once (from the store's cache when it is there); refreshed first
+        when the token expires within REFRESH_MARGIN."""
+        row = await self._usable_row(discord_user_id)
+        if row.expires_at is not None and row.expires_at - REFRESH_MARGIN <= self.clock():
+            return await self._refresh(discord_user_id, stale=row.access_token)
+        return self._credentials(row)
 
     async def auth_for(self, discord_user_id: int) -> UserAuth:
-        """Usable credentials, refreshed first when they expire within REFRESH_MARGIN."""
-        row = await self._credentials_row(discord_user_id)
-        if row["expires_at"] is not None and row["expires_at"] - REFRESH_MARGIN <= self.clock():
-            return await self._refresh(discord_user_id, stale=row["access_token"])
-        return self._auth_from_row(row)
+        return (await self.credentials(discord_user_id)).auth
 
-    async def _credentials_row(self, discord_user_id: int) -> Any:
-        row = await self.db.fetchone(
-            "SELECT x_user_id, auth_kind, access_token, refresh_token, token_secret, expires_at, needs_relink"
-            " FROM linked_accounts WHERE discord_user_id = ?",
-            (discord_user_id,),
-        )
+    async def _usable_row(self, discord_user_id: int, *, fresh: bool = False) -> LinkRow:
+        row = await self.store.link(discord_user_id, fresh=fresh)
         if row is None:
             raise NotLinked()
-        if row["needs_relink"]:
+        if row.needs_relink:
             raise RelinkRequired()
         return row
 
-    def _auth_from_row(self, row: Any) -> UserAuth:
-        access = self.vault.decrypt(row["access_token"])
-        if row["auth_kind"] == "oauth1":
-            return self._auth1(row["x_user_id"], access, self.vault.decrypt(row["token_secret"]))
-        return UserAuth(row["x_user_id"], access)
+    def _credentials(self, row: LinkRow, access: Secret | None = None) -> Credentials:
+        access = access or self.vault.decrypt(row.access_token)
+        if row.auth_kind == "oauth1" and row.token_secret is not None:
+            auth = self._auth1(row.x_user_id, access, self.vault.decrypt(row.token_secret))
+        else:
+            auth = UserAuth(row.x_user_id, access)
+        return Credentials(_account(row), auth, row.access_token)
 
-    async def _refresh(self, discord_user_id: int, *, stale: bytes) -> UserAuth:
+    async def _refresh(self, discord_user_id: int, *, stale: bytes) -> Credentials:
         """One refresh per account at a time; whoever waited behind it reuses the new token."""
         async with self._locks[discord_user_id]:
-            row = await self._credentials_row(discord_user_id)
-            if row["access_token"] != stale:
-                return self._auth_from_row(row)  # someone refreshed while we waited
-            if row["auth_kind"] != "oauth2" or row["refresh_token"] is None:
+            row = await self._usable_row(discord_user_id, fresh=True)
+            if row.access_token != stale:
+                return self._credentials(row)  # someone refreshed (or relinked) while we waited
+            if row.auth_kind != "oauth2" or row.refresh_token is None:
                 await self.mark_relink(discord_user_id)
                 raise RelinkRequired()
-            refresh = self.vault.decrypt(row["refresh_token"])
+            refresh = self.vault.decrypt(row.refresh_token)
             try:
                 token: dict[str, Any] = dict(
                     await self._oauth2.refresh_token(self._token_url, refresh_token=refresh.reveal())
@@ -343,67 +341,59 @@ class AccountService:
             access = Secret(str(token["access_token"]))
             new_refresh = Secret(str(token["refresh_token"])) if token.get("refresh_token") else refresh
             expires_in = token.get("expires_in")
-            # Store the new pair before anyone uses it: the old refresh token is already spent.
-            await self.db.execute(
-                "UPDATE linked_accounts SET access_token = ?, refresh_token = ?, expires_at = ?, updated_at = ?"
-                " WHERE discord_user_id = ?",
-                (self.vault.encrypt(access), self.vault.encrypt(new_refresh),
-                 now + float(expires_in) if expires_in else None, now, discord_user_id),
-            )
-            return UserAuth(row["x_user_id"], access)
+            sealed = self.vault.encrypt(access)
+            # Store the new pair before anyone uses it: the old refresh token is already spent. It lands
+            # only if the row still holds the token that was refreshed.
+            if not await self.store.replace_tokens(
+                discord_user_id, expected_access=stale, access_token=sealed,
+                refresh_token=self.vault.encrypt(new_refresh),
+                expires_at=now + float(expires_in) if expires_in else None, now=now,
+            ):
+                return self._credentials(await self._usable_row(discord_user_id, fresh=True))
+            return self._credentials(replace(row, access_token=sealed), access)
 
-    async def call(self, discord_user_id: int, operation: Callable[[UserAuth], Awaitable[T]]) -> T:
+    async def call(self, who: int | Credentials, operation: Callable[[UserAuth], Awaitable[T]]) -> T:
         """Run an X operation as the member; on a 401 refresh once and retry, then ask for a relink."""
-        auth = await self.auth_for(discord_user_id)
+        creds = who if isinstance(who, Credentials) else await self.credentials(who)
+        member_id = creds.member_id
         try:
-            return await operation(auth)
+            return await operation(creds.auth)
         except XUnauthorized:
-            row = await self._credentials_row(discord_user_id)
-            if row["auth_kind"] == "oauth1":
-                await self.mark_relink(discord_user_id)
+            row = await self._usable_row(member_id, fresh=True)
+            if row.auth_kind == "oauth1":
+                await self.mark_relink(member_id)
                 raise RelinkRequired() from None
-            if self.vault.decrypt(row["access_token"]) == auth.access_token:
-                auth = await self._refresh(discord_user_id, stale=row["access_token"])
+            if row.access_token == creds.sealed_access:
+                creds = await self._refresh(member_id, stale=row.access_token)
             else:
-                auth = self._auth_from_row(row)
+                creds = self._credentials(row)  # refreshed elsewhere meanwhile
         try:
-            return await operation(auth)
+            return await operation(creds.auth)
         except XUnauthorized:
-            await self.mark_relink(discord_user_id)
+            await self.mark_relink(member_id)
             raise RelinkRequired() from None
 
     async def mark_relink(self, discord_user_id: int) -> None:
-        changed = await self.db.execute(
-            "UPDATE linked_accounts SET needs_relink = 1, updated_at = ?"
-            " WHERE discord_user_id = ? AND needs_relink = 0",
-            (self.clock(), discord_user_id),
-        )
-        if changed and self.on_relink_needed is not None:
+        if await self.store.mark_relink(discord_user_id, self.clock()) and self.on_relink_needed is not None:
             try:
                 await self.on_relink_needed(discord_user_id)
             except Exception:
                 log.exception("could not tell member %s to relink", discord_user_id)
 
     async def unlink(self, discord_user_id: int) -> LinkedAccount | None:
-        account = await self.account(discord_user_id)
-        if account is None:
-            return None
-        previous = await self._auth_row(discord_user_id)
-        async with self.db.transaction():
-            await self.db.execute("DELETE FROM linked_accounts WHERE discord_user_id = ?", (discord_user_id,))
-            await self.db.execute("DELETE FROM cached_mutes WHERE discord_user_id = ?", (discord_user_id,))
-            await self.db.execute("DELETE FROM mute_cache_state WHERE discord_user_id = ?", (discord_user_id,))
-            await self.db.execute(
-                "UPDATE actions SET status = 'cancelled', outcome = 'unlinked', updated_at = ?"
-                " WHERE discord_user_id = ? AND status IN ('pending', 'in_flight')",
-                (self.clock(), discord_user_id),
-            )
-        if previous is not None:
-            await self._revoke(previous[0], previous[1])
-        return account
+        """Forget the link, and ask each store to forget what it held for it; then revoke at X."""
+        async with self._locks[discord_user_id]:
+            row = await self.store.link(discord_user_id, fresh=True)
+            if row is None:
+                return None
+            now = self.clock()
+            async with self.db.batch() as batch:
+                self.store.delete(batch, discord_user_id)
+                self.stores.mutes.forget_cache(batch, discord_user_id)
+                self.stores.queue.cancel_for_member(batch, discord_user_id, outcome="unlinked", now=now)
+        await self._revoke_row(row)
+        return _account(row)
 
     async def purge_states(self) -> int:
         """Forget authorisations that expired (or were used) more than a little while ago."""
-        return await self.db.execute(
-            "DELETE FROM oauth_states WHERE expires_at < ?", (self.clock() - 60,)
-        )
+        return await self.store.purge_states(self.clock() - 60)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import bot
 from bot.config import DEFAULTS, ConfigError, Purpose, Settings, load_settings, read_environment
 from bot.logs import setup_logging
-from bot.storage import Database, SchemaTooNewError
+from bot.store import AccountStore, Database, SchemaTooNewError
 from bot.vault import TokenVault, VaultError
 
 EXIT_CONFIG = 2
@@ -42,7 +42,7 @@ async def _rotate_keys(settings: Settings) -> int:
     db = await Database.open(settings.database_path)
     try:
         await db.migrate()
-        changed = await vault.rotate(db)
+        changed = await vault.rotate(AccountStore(db))
     finally:
         await db.close()
     print(f"re-encrypted {changed} stored secret(s) under the first key of TOKEN_ENCRYPTION_KEY")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,9 +14,12 @@ from bot.accounts import AccountService, LinkedAccount
 from bot.directory import UserDirectory
 from bot.errors import MutebotError
 from bot.mutes import MuteService
-from bot.queue import ActionQueue, Target
-from bot.storage import Database
-from bot.usernames import InvalidUsername, normalize_username
+from bot.queue import ActionQueue
+from bot.store import Stores
+from bot.store.database import Batch
+from bot.store.lists import DuplicateListName, ListEntry, ListSummary, MuteList
+from bot.store.queue import QueuedTarget
+from bot.usernames import InvalidUsername, Username, normalize_username
 from bot.x_client import LookupResult, UserAuth, XRateLimited, XUnavailable, XUsageCapped, XUser
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,49}$")
@@ -47,38 +48,18 @@ class InvalidListName(MutebotError):
 
 
 @dataclass(frozen=True)
-class MuteList:
-    id: int
-    guild_id: int
-    name: str
-    description: str
-    created_by: int
-    created_at: float
-
-
-@dataclass(frozen=True)
-class ListEntry:
-    x_user_id: str
-    username: str
-    reason: str | None
-    added_by: int
-    added_at: float
-
-
-@dataclass(frozen=True)
-class ListSummary:
-    mute_list: MuteList
-    entries: int
-    subscribers: int
-
-
-@dataclass(frozen=True)
 class EntriesPage:
     mute_list: MuteList
     entries: list[ListEntry]
     page: int
     pages: int
     total: int
+    per_page: int = PAGE_SIZE
+
+    @property
+    def first_number(self) -> int:
+        """The list number of this page's first entry (1-based)."""
+        return self.page * self.per_page + 1
 
 
 @dataclass(frozen=True)
@@ -120,21 +101,18 @@ def check_name(name: str) -> str:
     return cleaned
 
 
-def _list_from(row: sqlite3.Row) -> MuteList:
-    return MuteList(int(row["id"]), int(row["guild_id"]), row["name"], row["description"], int(row["created_by"]),
-                    float(row["created_at"]))
-
-
-def _entry_from(row: sqlite3.Row) -> ListEntry:
-    return ListEntry(row["x_user_id"], row["username"], row["reason"], int(row["added_by"]), float(row["added_at"]))
+Target = QueuedTarget
 
 
 class MuteLists:
     def __init__(
-        self, db: Database, accounts: AccountService, directory: UserDirectory, mutes: MuteService,
+        self, stores: Stores, accounts: AccountService, directory: UserDirectory, mutes: MuteService,
         queue: ActionQueue, *, clock: Callable[[], float] = time.time,
     ) -> None:
-        self.db = db
+        self.db = stores.db
+        self.store = stores.lists
+        self.mute_store = stores.mutes
+        self.queue_store = stores.queue
         self.accounts = accounts
         self.directory = directory
         self.mutes = mutes
@@ -144,55 +122,33 @@ class MuteLists:
     # -- reading --------------------------------------------------------------------------------------
 
     async def get(self, guild_id: int, name: str) -> MuteList:
-        row = await self.db.fetchone(
-            "SELECT * FROM mute_lists WHERE guild_id = ? AND name = ?", (guild_id, " ".join(name.split()))
-        )
-        if row is None:
+        found = await self.store.by_name(guild_id, " ".join(name.split()))
+        if found is None:
             raise ListNotFound(name)
-        return _list_from(row)
+        return found
 
     async def by_id(self, guild_id: int, list_id: int) -> MuteList:
-        row = await self.db.fetchone("SELECT * FROM mute_lists WHERE guild_id = ? AND id = ?", (guild_id, list_id))
-        if row is None:
+        found = await self.store.by_id(guild_id, list_id)
+        if found is None:
             raise MutebotError("This mute list no longer exists.")
-        return _list_from(row)
+        return found
 
     async def names(self, guild_id: int, typed: str, limit: int = 25) -> list[str]:
-        needle = typed.strip().lower().replace("%", "").replace("_", r"\_")
-        rows = await self.db.fetchall(
-            "SELECT name FROM mute_lists WHERE guild_id = ? AND lower(name) LIKE ? ESCAPE '\\'"
-            " ORDER BY lower(name) NOT LIKE ? ESCAPE '\\', lower(name) LIMIT ?",
-            (guild_id, f"%{needle}%", f"{needle}%", limit),
-        )
-        return [str(r["name"]) for r in rows]
+        return await self.store.names(guild_id, typed, limit)
 
     async def summaries(self, guild_id: int) -> list[ListSummary]:
-        rows = await self.db.fetchall(
-            "SELECT l.*, (SELECT count(*) FROM mute_list_entries e WHERE e.list_id = l.id) AS entries,"
-            " (SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id) AS subscribers"
-            " FROM mute_lists l WHERE l.guild_id = ? ORDER BY lower(l.name)",
-            (guild_id,),
-        )
-        return [ListSummary(_list_from(r), int(r["entries"]), int(r["subscribers"])) for r in rows]
+        return await self.store.summaries(guild_id)
 
     async def page(self, guild_id: int, list_id: int, page: int, per_page: int = PAGE_SIZE) -> EntriesPage:
         mute_list = await self.by_id(guild_id, list_id)
-        total = int(await self.db.fetchval(
-            "SELECT count(*) FROM mute_list_entries WHERE list_id = ?", (list_id,)
-        ))
+        total = await self.store.entry_count(list_id)
         pages = max(1, math.ceil(total / per_page))
         page = min(max(page, 0), pages - 1)
-        rows = await self.db.fetchall(
-            "SELECT * FROM mute_list_entries WHERE list_id = ? ORDER BY lower(username), x_user_id LIMIT ? OFFSET ?",
-            (list_id, per_page, page * per_page),
-        )
-        return EntriesPage(mute_list, [_entry_from(r) for r in rows], page, pages, total)
+        entries = await self.store.entries_page(list_id, page * per_page, per_page)
+        return EntriesPage(mute_list, entries, page, pages, total, per_page)
 
     async def entries(self, list_id: int) -> list[ListEntry]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM mute_list_entries WHERE list_id = ? ORDER BY added_at, x_user_id", (list_id,)
-        )
-        return [_entry_from(r) for r in rows]
+        return await self.store.entries(list_id)
 
     async def export_csv(self, guild_id: int, name: str) -> tuple[MuteList, bytes]:
         mute_list = await self.get(guild_id, name)
@@ -205,47 +161,30 @@ class MuteLists:
         return mute_list, out.getvalue().encode()
 
     async def is_subscribed(self, list_id: int, member_id: int) -> bool:
-        return bool(await self.db.fetchval(
-            "SELECT 1 FROM subscriptions WHERE list_id = ? AND discord_user_id = ?", (list_id, member_id)
-        ))
+        return await self.store.is_subscribed(list_id, member_id)
 
     # -- moderators' changes ---------------------------------------------------------------------------
-
-    async def _audit(self, guild_id: int, actor: int, action: str, list_id: int | None, **detail: object) -> None:
-        await self.db.execute(
-            "INSERT INTO audit_log (guild_id, actor_id, action, list_id, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
-            (guild_id, actor, action, list_id, json.dumps(detail, sort_keys=True), self.clock()),
-        )
 
     async def create(self, guild_id: int, actor: int, name: str, description: str | None) -> MuteList:
         name = check_name(name)
         description = (description or "").strip()[:MAX_DESCRIPTION]
         try:
-            async with self.db.transaction():
-                list_id = await self.db.execute(
-                    "INSERT INTO mute_lists (guild_id, name, description, created_by, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (guild_id, name, description, actor, self.clock()),
-                )
-                await self._audit(guild_id, actor, "create", list_id, name=name, description=description)
-        except sqlite3.IntegrityError:
-            raise MutebotError(f"This server already has a list called `{name}` (names ignore case).") from None
+            list_id = await self.store.create(guild_id, name, description, actor, self.clock())
+        except DuplicateListName as exc:
+            raise MutebotError(
+                f"This server already has a list called `{exc.existing}` (names ignore case)."
+            ) from None
         return await self.by_id(guild_id, list_id)
 
     async def delete(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, list[int], int]:
         """Delete a list, cancelling its pending actions; returns (list, subscribers to tell, cancelled)."""
         mute_list = await self.get(guild_id, name)
-        async with self.db.transaction():
-            subscribers = [int(r["discord_user_id"]) for r in await self.db.fetchall(
-                "SELECT discord_user_id FROM subscriptions WHERE list_id = ?", (mute_list.id,)
-            )]
-            cancelled = int(await self.db.fetchval(
-                "SELECT count(*) FROM actions WHERE list_id = ? AND status = 'pending'", (mute_list.id,)
-            ))
-            jobs = await self.queue.cancel("list_id = ?", (mute_list.id,), "the list was deleted")
-            await self.db.execute("DELETE FROM mute_lists WHERE id = ?", (mute_list.id,))
-            await self._audit(guild_id, actor, "delete", mute_list.id, name=mute_list.name,
-                              cancelled=cancelled, subscribers=len(subscribers))
+        async with self.db.transaction() as batch:
+            subscribers = await self.store.subscribers(mute_list.id)
+            cancelled, jobs = await self.queue.cancel_for_list(mute_list.id, outcome="the list was deleted")
+            self.store.delete(batch, mute_list.id)
+            self.store.audit(batch, guild_id, actor, "delete", mute_list.id, self.clock(), name=mute_list.name,
+                             cancelled=cancelled, subscribers=len(subscribers))
         await self.queue.settle_jobs(jobs, cancelled=True)
         return mute_list, subscribers, cancelled
 
@@ -258,34 +197,27 @@ class MuteLists:
             ) from None
 
     async def add(
-        self, guild_id: int, actor: int, name: str, username: str, reason: str | None
+        self, guild_id: int, actor: int, name: str, username: Username, reason: str | None
     ) -> tuple[MuteList, XUser, bool, int]:
         """Add one account; returns (list, account, newly added?, subscribers it was queued for)."""
         mute_list = await self.get(guild_id, name)
-        typed = normalize_username(username)
         await self._linked_moderator(actor)
-        user = await self.accounts.call(actor, lambda auth: self.directory.resolve(auth, typed))
+        async with self.db.batch() as lookup:
+            user = await self.accounts.call(actor, lambda auth: self.directory.resolve(auth, username, lookup))
         reason = (reason or "").strip()[:MAX_REASON] or None
-        async with self.db.transaction():
-            # (INSERT OR IGNORE reports no row count through execute(): ask first.)
-            added = not await self.db.fetchval(
-                "SELECT 1 FROM mute_list_entries WHERE list_id = ? AND x_user_id = ?", (mute_list.id, user.id)
-            )
+        now = self.clock()
+        async with self.db.transaction() as batch:  # the entry and its subscribers' mutes commit together
+            added = await self.store.entry(mute_list.id, x_user_id=user.id) is None
             if added:
-                await self.db.execute(
-                    "INSERT INTO mute_list_entries (list_id, x_user_id, username, reason, added_by, added_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (mute_list.id, user.id, user.username, reason, actor, self.clock()),
-                )
+                self.store.add_entries(batch, mute_list.id, [(user.id, user.username)], reason, actor, now)
             elif reason:
-                await self.db.execute(
-                    "UPDATE mute_list_entries SET reason = ? WHERE list_id = ? AND x_user_id = ?",
-                    (reason, mute_list.id, user.id),
-                )
-            await self._audit(guild_id, actor, "add" if added else "update", mute_list.id,
-                              x_user_id=user.id, username=user.username, reason=reason)
-        queued = await self._follow_additions(mute_list.id, [Target(user.id, user.username)]) if added else 0
-        return mute_list, user, bool(added), queued
+                self.store.set_reason(batch, mute_list.id, user.id, reason)
+            self.store.audit(batch, guild_id, actor, "add" if added else "update", mute_list.id, now,
+                             x_user_id=user.id, username=user.username, reason=reason)
+            queued = await self._follow_additions(batch, mute_list.id, [Target(user.id, user.username)]) if added else 0
+        if queued:
+            self.queue.poke()
+        return mute_list, user, added, queued
 
     async def remove(self, guild_id: int, actor: int, name: str, username: str) -> tuple[MuteList, ListEntry, int]:
         """Remove an entry (by username as listed, or by id); subscribers for whom this list was the only
@@ -293,31 +225,26 @@ class MuteLists:
         mute_list = await self.get(guild_id, name)
         text = username.strip()
         if _X_ID.match(text):
-            row = await self.db.fetchone(
-                "SELECT * FROM mute_list_entries WHERE list_id = ? AND x_user_id = ?", (mute_list.id, text)
-            )
+            entry = await self.store.entry(mute_list.id, x_user_id=text)
         else:
-            typed = normalize_username(text)
-            row = await self.db.fetchone(
-                "SELECT * FROM mute_list_entries WHERE list_id = ? AND lower(username) = lower(?)",
-                (mute_list.id, typed),
-            )
-        if row is None:
+            entry = await self.store.entry(mute_list.id, username=normalize_username(text))
+        if entry is None:
             raise MutebotError(f"@{text.lstrip('@')[:50]} is not on the list `{mute_list.name}`.")
-        entry = _entry_from(row)
-        async with self.db.transaction():
-            await self.db.execute(
-                "DELETE FROM mute_list_entries WHERE list_id = ? AND x_user_id = ?", (mute_list.id, entry.x_user_id)
-            )
-            jobs = await self.queue.cancel("list_id = ? AND x_user_id = ? AND kind = 'mute'",
-                                           (mute_list.id, entry.x_user_id), "removed from the list")
-            await self._audit(guild_id, actor, "remove", mute_list.id, x_user_id=entry.x_user_id,
-                              username=entry.username)
+        now = self.clock()
+        async with self.db.transaction() as batch:
+            self.store.remove_entry(batch, mute_list.id, entry.x_user_id)
+            _, jobs = await self.queue.cancel_for_list(mute_list.id, target=entry.x_user_id, kind="mute",
+                                                       outcome="removed from the list")
+            self.store.audit(batch, guild_id, actor, "remove", mute_list.id, now, x_user_id=entry.x_user_id,
+                             username=entry.username)
             queued = 0
-            for member_id in await self._subscribers(mute_list.id):
+            for member_id in await self.store.subscribers(mute_list.id):
                 if await self._only_reason(member_id, entry.x_user_id, mute_list.id):
-                    queued += await self.queue.enqueue(member_id, "unmute", [Target(entry.x_user_id, entry.username)],
-                                                       cause="list", list_id=mute_list.id)
+                    self.queue_store.enqueue(batch, member_id, "unmute", [Target(entry.x_user_id, entry.username)],
+                                             cause="list", list_id=mute_list.id, job_id=None, now=now)
+                    queued += 1
+        if queued:
+            self.queue.poke()
         await self.queue.settle_jobs(jobs)
         return mute_list, entry, queued
 
@@ -373,8 +300,8 @@ class MuteLists:
             found = {u.username.lower(): u for u in result.found}
         targets: list[tuple[int, XUser]] = []
         seen: dict[str, int] = {}
-        for line, value, username in names:
-            user = found.get(username.lower())
+        for line, value, typed in names:
+            user = found.get(typed.lower())
             if user is None:
                 report.problems.append(RowProblem(line, value, "no such account on X"))
             elif user.id in seen:
@@ -387,26 +314,24 @@ class MuteLists:
                 report.problems.append(RowProblem(line, value, f"duplicate of line {seen[x_id]}"))
                 continue
             seen[x_id] = line
-            known = await self.directory.by_id(x_id)
-            targets.append((line, known or XUser(x_id, "", "")))
+            targets.append((line, XUser(x_id, "", "")))
+        known = await self.directory.by_ids([x_id for _, _, x_id in ids])
+        targets = [(line, known.get(u.id, u) if not u.username else u) for line, u in targets]
         targets.sort(key=lambda t: t[0])
         report.problems.sort(key=lambda p: p.line)
         now = self.clock()
-        async with self.db.transaction():
-            existing = {r["x_user_id"] for r in await self.db.fetchall(
-                "SELECT x_user_id FROM mute_list_entries WHERE list_id = ?", (mute_list.id,)
-            )}
-            new = [(line, u) for line, u in targets if u.id not in existing]
+        async with self.db.transaction() as batch:  # the entries and their subscribers' mutes commit together
+            existing = await self.store.entry_ids(mute_list.id)
+            new = [u for _, u in targets if u.id not in existing]
             report.already = len(targets) - len(new)
-            await self.db.executemany(
-                "INSERT OR IGNORE INTO mute_list_entries (list_id, x_user_id, username, reason, added_by, added_at)"
-                " VALUES (?, ?, ?, NULL, ?, ?)",
-                [(mute_list.id, u.id, u.username, actor, now) for _, u in new],
-            )
+            self.store.add_entries(batch, mute_list.id, [(u.id, u.username) for u in new], None, actor, now)
             report.added = len(new)
-            await self._audit(guild_id, actor, "import", mute_list.id, rows=report.rows, added=report.added,
-                              already=report.already, problems=len(report.problems))
-        report.queued_for = await self._follow_additions(mute_list.id, [Target(u.id, u.username) for _, u in new])
+            self.store.audit(batch, guild_id, actor, "import", mute_list.id, now, rows=report.rows,
+                             added=report.added, already=report.already, problems=len(report.problems))
+            report.queued_for = await self._follow_additions(batch, mute_list.id,
+                                                             [Target(u.id, u.username) for u in new])
+        if report.queued_for:
+            self.queue.poke()
         return mute_list, report
 
     async def publish(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, int, int, int]:
@@ -414,76 +339,55 @@ class MuteLists:
         mute_list = await self.get(guild_id, name)
         await self._linked_moderator(actor)
         await self.mutes.refetch(actor)
-        rows = await self.db.fetchall(
-            "SELECT x_user_id, username FROM cached_mutes WHERE discord_user_id = ? ORDER BY position DESC",
-            (actor,),
-        )
+        mine = await self.mute_store.oldest_first(actor)
         now = self.clock()
-        async with self.db.transaction():
-            existing = {r["x_user_id"] for r in await self.db.fetchall(
-                "SELECT x_user_id FROM mute_list_entries WHERE list_id = ?", (mute_list.id,)
-            )}
-            new = [Target(r["x_user_id"], r["username"]) for r in rows if r["x_user_id"] not in existing]
-            await self.db.executemany(
-                "INSERT OR IGNORE INTO mute_list_entries (list_id, x_user_id, username, reason, added_by, added_at)"
-                " VALUES (?, ?, ?, NULL, ?, ?)",
-                [(mute_list.id, t.x_user_id, t.username, actor, now) for t in new],
-            )
-            await self._audit(guild_id, actor, "publish", mute_list.id, added=len(new),
-                              already=len(rows) - len(new))
-        queued = await self._follow_additions(mute_list.id, new)
-        return mute_list, len(new), len(rows) - len(new), queued
+        async with self.db.transaction() as batch:  # the entries and their subscribers' mutes commit together
+            existing = await self.store.entry_ids(mute_list.id)
+            new = [Target(m.x_user_id, m.username) for m in mine if m.x_user_id not in existing]
+            self.store.add_entries(batch, mute_list.id, [(t.x_user_id, t.username) for t in new], None, actor, now)
+            self.store.audit(batch, guild_id, actor, "publish", mute_list.id, now, added=len(new),
+                             already=len(mine) - len(new))
+            queued = await self._follow_additions(batch, mute_list.id, new)
+        if queued:
+            self.queue.poke()
+        return mute_list, len(new), len(mine) - len(new), queued
 
     # -- members ------------------------------------------------------------------------------------------
 
-    async def _subscribers(self, list_id: int) -> list[int]:
-        return [int(r["discord_user_id"]) for r in await self.db.fetchall(
-            "SELECT discord_user_id FROM subscriptions WHERE list_id = ? ORDER BY subscribed_at", (list_id,)
-        )]
-
     async def _excluded(self, member_id: int) -> tuple[set[str], set[str]]:
         """(muted or already queued to be muted, unmuted by the member's own hand)."""
-        muted = {r["x_user_id"] for r in await self.db.fetchall(
-            "SELECT x_user_id FROM cached_mutes WHERE discord_user_id = ?"
-            " UNION SELECT x_user_id FROM actions WHERE discord_user_id = ? AND kind = 'mute'"
-            " AND status IN ('pending', 'in_flight')",
-            (member_id, member_id),
-        )}
-        unmuted = {r["x_user_id"] for r in await self.db.fetchall(
-            "SELECT x_user_id FROM manual_choices WHERE discord_user_id = ? AND choice = 'unmuted'", (member_id,)
-        )}
-        return muted, unmuted
+        muted = await self.mute_store.muted_ids(member_id) | await self.queue_store.queued_mutes(member_id)
+        return muted, await self.mute_store.unmuted_by_hand(member_id)
 
-    async def _follow_additions(self, list_id: int, targets: Sequence[Target]) -> int:
-        """Every subscriber gets the new entries queued (from the mutes cache: no X read per addition)."""
+    async def _follow_additions(self, batch: Batch, list_id: int, targets: Sequence[Target]) -> int:
+        """Queue the new entries, in the caller's transaction, for every subscriber (from the mutes cache:
+        no X read per addition); returns how many subscribers got work."""
         if not targets:
             return 0
+        subscribers = await self.store.subscribers(list_id)
+        linked = await self.accounts.store.linked_members(subscribers)
         count = 0
-        for member_id in await self._subscribers(list_id):
-            account = await self.accounts.account(member_id)
-            if account is None:
+        now = self.clock()
+        for member_id in subscribers:
+            own_x_id = linked.get(member_id)
+            if own_x_id is None:
                 continue
             muted, unmuted = await self._excluded(member_id)
-            wanted = [t for t in targets
-                      if t.x_user_id not in muted and t.x_user_id not in unmuted and t.x_user_id != account.x_user_id]
+            wanted = [t for t in targets if t.x_user_id not in muted and t.x_user_id not in unmuted
+                      and t.x_user_id != own_x_id]
             if wanted:
-                await self.queue.enqueue(member_id, "mute", wanted, cause="list", list_id=list_id)
+                self.queue_store.enqueue(batch, member_id, "mute", wanted, cause="list", list_id=list_id,
+                                         job_id=None, now=now)
                 count += 1
         return count
 
     async def _only_reason(self, member_id: int, x_user_id: str, list_id: int) -> bool:
         """True when this list muted it for the member, nothing else keeps it, and it was not their own doing."""
-        return bool(await self.db.fetchval(
-            "SELECT 1 FROM list_mutes lm WHERE lm.discord_user_id = ? AND lm.x_user_id = ? AND lm.list_id = ?"
-            " AND NOT EXISTS (SELECT 1 FROM list_mutes o WHERE o.discord_user_id = lm.discord_user_id"
-            "   AND o.x_user_id = lm.x_user_id AND o.list_id != lm.list_id)"
-            " AND NOT EXISTS (SELECT 1 FROM manual_choices m WHERE m.discord_user_id = lm.discord_user_id"
-            "   AND m.x_user_id = lm.x_user_id)"
-            " AND NOT EXISTS (SELECT 1 FROM subscriptions s JOIN mute_list_entries e ON e.list_id = s.list_id"
-            "   WHERE s.discord_user_id = lm.discord_user_id AND e.x_user_id = lm.x_user_id"
-            "   AND s.list_id != lm.list_id)",
-            (member_id, x_user_id, list_id),
-        ))
+        if not await self.store.list_muted(member_id, x_user_id, list_id):
+            return False
+        if await self.mute_store.choice(member_id, x_user_id) is not None:
+            return False
+        return not await self.store.held_elsewhere(member_id, x_user_id, list_id)
 
     async def _refresh_cache(self, member_id: int) -> None:
         """Know what the member already mutes: refetch when stale and X's budget allows, else trust the cache."""
@@ -510,13 +414,15 @@ class MuteLists:
                   if e.x_user_id not in muted and e.x_user_id not in unmuted and e.x_user_id != account.x_user_id]
         already = sum(1 for e in entries if e.x_user_id in muted)
         kept = sum(1 for e in entries if e.x_user_id in unmuted and e.x_user_id not in muted)
-        async with self.db.transaction():
+        async with self.db.transaction() as batch:
             job_id = await self.queue.create_job(
                 member_id, guild_id=guild_id, list_id=mute_list.id, title=f"{verb} the list {mute_list.name}",
                 total=len(wanted), already_muted=already, kept_unmuted=kept,
                 progress_channel_id=progress_channel_id, progress_message_id=progress_message_id,
             )
-            await self.queue.enqueue(member_id, "mute", wanted, cause="list", list_id=mute_list.id, job_id=job_id)
+            self.queue_store.enqueue(batch, member_id, "mute", wanted, cause="list", list_id=mute_list.id,
+                                     job_id=job_id, now=self.clock())
+        self.queue.poke()
         await self.queue.report_now(job_id)
         return mute_list, Applied(job_id, len(wanted), already, kept)
 
@@ -527,16 +433,10 @@ class MuteLists:
         """Follow a list: apply it now, and every later addition. Returns (list, job, newly subscribed?)."""
         mute_list = await self.get(guild_id, name)
         await self.mutes.linked(member_id)
-        async with self.db.transaction():
-            added = not await self.is_subscribed(mute_list.id, member_id)
-            if added:
-                await self.db.execute(
-                    "INSERT INTO subscriptions (list_id, discord_user_id, subscribed_at) VALUES (?, ?, ?)",
-                    (mute_list.id, member_id, self.clock()),
-                )
+        added = await self.store.subscribe(mute_list.id, member_id, self.clock())
         _, applied = await self.apply(guild_id, member_id, name, progress_channel_id=progress_channel_id,
                                       progress_message_id=progress_message_id, verb="Subscribing to")
-        return mute_list, applied, bool(added)
+        return mute_list, applied, added
 
     async def unsubscribe(
         self, guild_id: int, member_id: int, name: str, *, undo: bool, progress_channel_id: int | None = None,
@@ -545,39 +445,27 @@ class MuteLists:
         mute_list = await self.get(guild_id, name)
         job_id: int | None = None
         to_unmute: list[Target] = []
-        async with self.db.transaction():
-            removed = await self.db.execute(
-                "DELETE FROM subscriptions WHERE list_id = ? AND discord_user_id = ?", (mute_list.id, member_id)
-            )
-            cancelled = int(await self.db.fetchval(
-                "SELECT count(*) FROM actions WHERE list_id = ? AND discord_user_id = ? AND kind = 'mute'"
-                " AND status = 'pending'",
-                (mute_list.id, member_id),
-            ))
-            jobs = await self.queue.cancel("list_id = ? AND discord_user_id = ? AND kind = 'mute'",
-                                           (mute_list.id, member_id), "you unsubscribed")
+        async with self.db.transaction() as batch:
+            was_subscribed = await self.store.is_subscribed(mute_list.id, member_id)
+            self.store.unsubscribe(batch, mute_list.id, member_id)
+            cancelled, jobs = await self.queue.cancel_for_list(mute_list.id, member=member_id, kind="mute",
+                                                               outcome="you unsubscribed")
             if undo:
-                rows = await self.db.fetchall(
-                    "SELECT lm.x_user_id, coalesce(e.username, u.username, '') AS username FROM list_mutes lm"
-                    " LEFT JOIN mute_list_entries e ON e.list_id = lm.list_id AND e.x_user_id = lm.x_user_id"
-                    " LEFT JOIN x_users u ON u.x_user_id = lm.x_user_id"
-                    " WHERE lm.discord_user_id = ? AND lm.list_id = ? ORDER BY lm.muted_at",
-                    (member_id, mute_list.id),
-                )
-                for row in rows:
-                    if await self._only_reason(member_id, row["x_user_id"], mute_list.id):
-                        to_unmute.append(Target(row["x_user_id"], row["username"]))
+                for muted in await self.store.muted_by(member_id, mute_list.id):
+                    if await self._only_reason(member_id, muted.x_user_id, mute_list.id):
+                        to_unmute.append(Target(muted.x_user_id, muted.username))
                 job_id = await self.queue.create_job(
                     member_id, guild_id=guild_id, list_id=mute_list.id,
                     title=f"Undoing the list {mute_list.name}", total=len(to_unmute),
                     progress_channel_id=progress_channel_id, progress_message_id=progress_message_id,
                 )
-                await self.queue.enqueue(member_id, "unmute", to_unmute, cause="list", list_id=mute_list.id,
-                                         job_id=job_id)
+                self.queue_store.enqueue(batch, member_id, "unmute", to_unmute, cause="list", list_id=mute_list.id,
+                                         job_id=job_id, now=self.clock())
+        self.queue.poke()
         await self.queue.settle_jobs(jobs, cancelled=True)
         if job_id is not None:
             await self.queue.report_now(job_id)
-        return mute_list, Unsubscribed(bool(removed), cancelled, job_id, len(to_unmute))
+        return mute_list, Unsubscribed(was_subscribed, cancelled, job_id, len(to_unmute))
 
 
 def parse_rows(text: str) -> list[tuple[int, str, str]]:

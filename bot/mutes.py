@@ -1,4 +1,4 @@
-"""MuteService: /mute, /unmute and the member's mute list, kept in SQLite so page flips cost X nothing."""
+"""MuteService: /mute, /unmute and the member's mute list, kept in the store so page flips cost X nothing."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.accounts import AccountService, LinkedAccount
+from bot.accounts import AccountService, Credentials, LinkedAccount
 from bot.directory import UserDirectory
 from bot.errors import NotLinked, RelinkRequired, SelfMute
-from bot.storage import Database
-from bot.usernames import normalize_username
+from bot.store import Stores
+from bot.store.database import Batch
+from bot.store.mutes import CachedMute
+from bot.usernames import Username
 from bot.x_client import UserAuth, XClient, XRateLimited, XUser
 
 CACHE_TTL = 15 * 60.0
@@ -32,14 +34,26 @@ class MutesPage:
     total: int
     fetched_at: float
     refresh_note: str | None = None
+    per_page: int = PAGE_SIZE
+
+    @property
+    def first_number(self) -> int:
+        """The list number of this page's first entry (1-based)."""
+        return self.page * self.per_page + 1
+
+
+def _user(row: CachedMute) -> XUser:
+    return XUser(row.x_user_id, row.username, row.name)
 
 
 class MuteService:
     def __init__(
-        self, db: Database, accounts: AccountService, directory: UserDirectory, x: XClient,
+        self, stores: Stores, accounts: AccountService, directory: UserDirectory, x: XClient,
         *, clock: Callable[[], float] = time.time, cache_ttl: float = CACHE_TTL,
     ) -> None:
-        self.db = db
+        self.db = stores.db
+        self.store = stores.mutes
+        self.queue_store = stores.queue
         self.accounts = accounts
         self.directory = directory
         self.x = x
@@ -60,108 +74,72 @@ class MuteService:
         if reset_at:
             raise XRateLimited(reset_at, endpoint)
 
-    async def resolve_target(self, member_id: int, text: str) -> tuple[LinkedAccount, XUser]:
-        username = normalize_username(text)  # bad input stops here, before any X call
-        account = await self.linked(member_id)
-        if username.lower() == account.x_username.lower():
-            raise SelfMute()
-        target = await self.accounts.call(member_id, lambda auth: self.directory.resolve(auth, username))
-        if target.id == account.x_user_id:
-            raise SelfMute()
-        return account, target
-
     def _v11(self, account: LinkedAccount) -> bool:
         return account.auth_kind == "oauth1" and self.accounts.settings.x_mute_api == "v1.1"
 
-    async def _v11_by_name(self, member_id: int, text: str, *, mute: bool) -> MuteOutcome | None:
-        """v1.1 mutes by screen name in one call, so no lookup is spent first."""
-        username = normalize_username(text)
-        account = await self.linked(member_id)
-        if not self._v11(account):
-            return None
+    async def mute(self, member_id: int, username: Username) -> MuteOutcome:
+        return await self._set(member_id, username, mute=True)
+
+    async def unmute(self, member_id: int, username: Username) -> MuteOutcome:
+        return await self._set(member_id, username, mute=False)
+
+    async def _set(self, member_id: int, username: Username, *, mute: bool) -> MuteOutcome:
+        """A manual mute or unmute: credentials read once, resolved, budget-checked, sent, then remembered
+        with the lookup in one write."""
+        creds = await self.accounts.credentials(member_id)
+        account = creds.account
         if username.lower() == account.x_username.lower():
             raise SelfMute()
-        self._check_budget(account.x_user_id, "muting.post" if mute else "muting.delete")
+        endpoint = "muting.post" if mute else "muting.delete"
+        batch = Batch()
+        try:
+            if self._v11(account):
+                target = await self._v11_by_name(creds, username, mute=mute, batch=batch)
+            else:
+                target = await self.accounts.call(creds, lambda auth: self.directory.resolve(auth, username, batch))
+                if target.id == account.x_user_id:
+                    raise SelfMute()
+                self._check_budget(account.x_user_id, endpoint)
+
+                async def send(auth: UserAuth) -> bool:
+                    return await (self.x.mute(auth, target.id) if mute else self.x.unmute(auth, target.id))
+
+                await self.accounts.call(creds, send)
+            was_muted = self.store.record(batch, member_id, target.id, target.username, target.name, muted=mute,
+                                          manual=True, now=self.clock())
+        finally:
+            await self.db.write(batch)  # what X told us is kept even when the command failed after the lookup
+        return MuteOutcome(target, changed=was_muted.value != mute)
+
+    async def _v11_by_name(self, creds: Credentials, username: Username, *, mute: bool, batch: Batch) -> XUser:
+        """v1.1 mutes by screen name in one call, so no lookup is spent first."""
+        self._check_budget(creds.account.x_user_id, "muting.post" if mute else "muting.delete")
         if mute:
-            user: XUser | None = await self.accounts.call(member_id, lambda a: self.x.mute_by_username(a, username))
+            user: XUser | None = await self.accounts.call(creds, lambda a: self.x.mute_by_username(a, username))
         else:
-            user = await self.accounts.call(member_id, lambda a: self.x.unmute_by_username(a, username))
+            user = await self.accounts.call(creds, lambda a: self.x.unmute_by_username(a, username))
         if user is None:  # X says it was not muted: look the account up only to name it
-            user = await self.accounts.call(member_id, lambda auth: self.directory.resolve(auth, username))
-        await self.directory.remember([user])
-        known = await self._cached(member_id, user.id)
-        await self.record(member_id, user, muted=mute, manual=True)
-        return MuteOutcome(user, changed=known != mute)
-
-    async def mute(self, member_id: int, text: str) -> MuteOutcome:
-        return await self._set(member_id, text, mute=True)
-
-    async def unmute(self, member_id: int, text: str) -> MuteOutcome:
-        return await self._set(member_id, text, mute=False)
-
-    async def _set(self, member_id: int, text: str, *, mute: bool) -> MuteOutcome:
-        """A manual mute or unmute: validated, resolved, budget-checked, sent, then remembered."""
-        by_name = await self._v11_by_name(member_id, text, mute=mute)
-        if by_name is not None:
-            return by_name
-        account, target = await self.resolve_target(member_id, text)
-        self._check_budget(account.x_user_id, "muting.post" if mute else "muting.delete")
-        was_muted = await self._cached(member_id, target.id)
-
-        async def send(auth: UserAuth) -> bool:
-            return await (self.x.mute(auth, target.id) if mute else self.x.unmute(auth, target.id))
-
-        await self.accounts.call(member_id, send)
-        await self.record(member_id, target, muted=mute, manual=True)
-        return MuteOutcome(target, changed=was_muted != mute)
+            return await self.accounts.call(creds, lambda auth: self.directory.resolve(auth, username, batch))
+        self.directory.remember(batch, [user])
+        return user
 
     async def pending_actions(self, member_id: int) -> int:
-        return int(await self.db.fetchval(
-            "SELECT count(*) FROM actions WHERE discord_user_id = ? AND status IN ('pending', 'in_flight')",
-            (member_id,),
-        ) or 0)
+        return await self.queue_store.pending_count(member_id)
 
-    async def _cached(self, member_id: int, x_user_id: str) -> bool:
-        return bool(await self.db.fetchval(
-            "SELECT 1 FROM cached_mutes WHERE discord_user_id = ? AND x_user_id = ?", (member_id, x_user_id)
-        ))
-
-    async def record(self, member_id: int, target: XUser, *, muted: bool, manual: bool) -> None:
+    def record(self, batch: Batch, member_id: int, target: XUser, *, muted: bool, manual: bool) -> None:
         """Keep the cache (and, for manual actions, the member's own choice) in step with X."""
-        now = self.clock()
-        async with self.db.transaction():
-            if muted:
-                await self.db.execute(
-                    "INSERT INTO cached_mutes (discord_user_id, x_user_id, username, name, position) VALUES"
-                    " (?, ?, ?, ?, (SELECT coalesce(min(position), 0) - 1 FROM cached_mutes WHERE discord_user_id = ?))"
-                    " ON CONFLICT (discord_user_id, x_user_id) DO UPDATE SET username = excluded.username,"
-                    " name = excluded.name",
-                    (member_id, target.id, target.username, target.name, member_id),
-                )
-            else:
-                await self.db.execute(
-                    "DELETE FROM cached_mutes WHERE discord_user_id = ? AND x_user_id = ?", (member_id, target.id)
-                )
-            if manual:
-                await self.db.execute(
-                    "INSERT INTO manual_choices (discord_user_id, x_user_id, choice, at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (discord_user_id, x_user_id)"
-                    " DO UPDATE SET choice = excluded.choice, at = excluded.at",
-                    (member_id, target.id, "muted" if muted else "unmuted", now),
-                )
+        self.store.record(batch, member_id, target.id, target.username, target.name, muted=muted, manual=manual,
+                          now=self.clock())
 
     # -- the member's mutes, paged from the cache ---------------------------------------------------
 
     async def fetched_at(self, member_id: int) -> float | None:
-        value = await self.db.fetchval(
-            "SELECT fetched_at FROM mute_cache_state WHERE discord_user_id = ?", (member_id,)
-        )
-        return None if value is None else float(value)
+        return await self.store.fetched_at(member_id)
 
     async def refetch(self, member_id: int) -> float:
         """Fetch every page (1,000 a call) and replace the cache; refuses when X's budget is spent."""
-        account = await self.linked(member_id)
-        self._check_budget(account.x_user_id, "muting.get")
+        creds = await self.accounts.credentials(member_id)
+        self._check_budget(creds.account.x_user_id, "muting.get")
         users: list[XUser] = []
 
         async def fetch_all(auth: UserAuth) -> None:
@@ -171,24 +149,15 @@ class MuteService:
                 if page.next_token:
                     self._check_budget(auth.x_user_id, "muting.get")
 
-        await self.accounts.call(member_id, fetch_all)
+        await self.accounts.call(creds, fetch_all)
         now = self.clock()
-        async with self.db.transaction():
-            await self.db.execute("DELETE FROM cached_mutes WHERE discord_user_id = ?", (member_id,))
-            await self.db.executemany(
-                "INSERT OR IGNORE INTO cached_mutes (discord_user_id, x_user_id, username, name, position)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(member_id, u.id, u.username, u.name, index) for index, u in enumerate(users)],
-            )
-            await self.db.execute(
-                "INSERT INTO mute_cache_state (discord_user_id, fetched_at) VALUES (?, ?)"
-                " ON CONFLICT (discord_user_id) DO UPDATE SET fetched_at = excluded.fetched_at",
-                (member_id, now),
-            )
-        await self.directory.remember(users)
+        async with self.db.batch() as batch:
+            self.store.replace_all(batch, member_id, [CachedMute(u.id, u.username, u.name) for u in users], now)
+            self.directory.remember(batch, users)
         return now
 
     async def page(self, member_id: int, page: int, *, refresh: bool = False, per_page: int = PAGE_SIZE) -> MutesPage:
+        await self.linked(member_id)
         fetched = await self.fetched_at(member_id)
         note: str | None = None
         if refresh or fetched is None or fetched + self.cache_ttl <= self.clock():
@@ -199,27 +168,12 @@ class MuteService:
                     raise
                 note = (f"X allows 15 list reads per 15 minutes; showing the list as of <t:{int(fetched)}:R>. "
                         f"A refresh is possible <t:{int(exc.reset_at) + 1}:R>.")
-        else:
-            await self.linked(member_id)
-        total = int(await self.db.fetchval(
-            "SELECT count(*) FROM cached_mutes WHERE discord_user_id = ?", (member_id,)
-        ))
+        total = await self.store.count(member_id)
         pages = max(1, math.ceil(total / per_page))
         page = min(max(page, 0), pages - 1)
-        rows = await self.db.fetchall(
-            "SELECT x_user_id, username, name FROM cached_mutes WHERE discord_user_id = ?"
-            " ORDER BY position LIMIT ? OFFSET ?",
-            (member_id, per_page, page * per_page),
-        )
-        entries = [XUser(r["x_user_id"], r["username"], r["name"]) for r in rows]
-        return MutesPage(entries, page, pages, total, fetched, note)
+        entries = [_user(r) for r in await self.store.page(member_id, page * per_page, per_page)]
+        return MutesPage(entries, page, pages, total, fetched, note, per_page)
 
     async def suggestions(self, member_id: int, prefix: str, limit: int = 25) -> list[XUser]:
         """Known mutes whose username starts with (or contains) what was typed, for autocomplete."""
-        needle = prefix.strip().lstrip("@").lower().replace("%", "").replace("_", r"\_")
-        rows = await self.db.fetchall(
-            "SELECT x_user_id, username, name FROM cached_mutes WHERE discord_user_id = ?"
-            " AND lower(username) LIKE ? ESCAPE '\\' ORDER BY lower(username) NOT LIKE ? ESCAPE '\\', position LIMIT ?",
-            (member_id, f"%{needle}%", f"{needle}%", limit),
-        )
-        return [XUser(r["x_user_id"], r["username"], r["name"]) for r in rows]
+        return [_user(r) for r in await self.store.matching(member_id, prefix, limit)]

@@ -8,18 +8,17 @@ import functools
 import logging
 import math
 import random
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import discord
-
 from bot.accounts import AccountService
 from bot.errors import NotLinked, RelinkRequired, describe
 from bot.mutes import MuteService
-from bot.storage import Database
+from bot.store import Stores
+from bot.store.database import Batch, Pending
+from bot.store.queue import FINISHED, PAUSE_RELINK, PAUSE_USAGE_CAP, ActionRow, QueuedTarget
 from bot.x_client import (
     UserAuth,
     XClient,
@@ -43,13 +42,9 @@ USAGE_CAP_PAUSE = 15 * 60.0
 IDLE_POLL = 30.0  # a safety net only: new work and finished sends wake the worker at once
 PROGRESS_INTERVAL = 2.0
 DEFAULT_WINDOW = 15 * 60.0  # used for an ETA only until the headers have shown the window's length
-FINISHED = ("done", "skipped", "failed", "cancelled")
+SEND_SECONDS = 0.05  # the ETA's guess for one send inside an open window
 
-
-@dataclass(frozen=True)
-class Target:
-    x_user_id: str
-    username: str
+Target = QueuedTarget
 
 
 @dataclass(frozen=True)
@@ -68,7 +63,8 @@ class JobProgress:
     cancelled: int
     already_muted: int
     kept_unmuted: int
-    pause_reason: str | None
+    pause_kind: str | None  # usage_cap | relink
+    pause_until: float | None
     eta_seconds: float | None
     failures: list[tuple[str, str]]
     channel_id: int | None
@@ -85,7 +81,7 @@ class JobProgress:
 
 
 class JobReporter(Protocol):
-    """Delivers a job's progress to its member (the Discord side lives outside the engine)."""
+    """Delivers a job's progress to its member (the Discord side lives in bot/progress.py)."""
 
     async def progress(self, job: JobProgress) -> None: ...
 
@@ -100,7 +96,7 @@ class _JobMessages:
 
 
 class ActionQueue:
-    """Actions live in SQLite; one worker sends them as fast as each member's X rate window allows.
+    """Actions live in the store; one worker sends them as fast as each member's X rate window allows.
 
     Every member has their own X limits, so members are served concurrently (at most `concurrency`
     requests in flight overall) and in turn: a FIFO semaphore hands slots round-robin, so a member
@@ -108,12 +104,15 @@ class ActionQueue:
     """
 
     def __init__(
-        self, db: Database, accounts: AccountService, mutes: MuteService, x: XClient,
+        self, stores: Stores, accounts: AccountService, mutes: MuteService, x: XClient,
         *, clock: Callable[[], float] = time.time, concurrency: int = CONCURRENCY,
         max_attempts: int = MAX_ATTEMPTS, usage_cap_pause: float = USAGE_CAP_PAUSE,
         progress_interval: float = PROGRESS_INTERVAL, backoff_base: float = 2.0,
     ) -> None:
-        self.db = db
+        self.db = stores.db
+        self.store = stores.queue
+        self.lists = stores.lists
+        self.mute_store = stores.mutes
         self.accounts = accounts
         self.mutes = mutes
         self.x = x
@@ -142,13 +141,10 @@ class ActionQueue:
         already_muted: int = 0, kept_unmuted: int = 0, progress_channel_id: int | None = None,
         progress_message_id: int | None = None,
     ) -> int:
-        now = self.clock()
-        return await self.db.execute(
-            "INSERT INTO jobs (discord_user_id, guild_id, list_id, title, total, status, progress_channel_id,"
-            " progress_message_id, created_at, already_muted, kept_unmuted)"
-            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-            (member_id, guild_id, list_id, title, total, progress_channel_id, progress_message_id, now,
-             already_muted, kept_unmuted),
+        return await self.store.create_job(
+            member_id, guild_id=guild_id, list_id=list_id, title=title, total=total, already_muted=already_muted,
+            kept_unmuted=kept_unmuted, channel_id=progress_channel_id, message_id=progress_message_id,
+            now=self.clock(),
         )
 
     async def enqueue(
@@ -159,27 +155,19 @@ class ActionQueue:
             raise ValueError(kind)
         if not targets:
             return 0
-        now = self.clock()
-        await self.db.executemany(
-            "INSERT INTO actions (discord_user_id, kind, x_user_id, username, cause, list_id, job_id, status,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-            [(member_id, kind, t.x_user_id, t.username, cause, list_id, job_id, now, now) for t in targets],
-        )
+        async with self.db.batch() as batch:
+            self.store.enqueue(batch, member_id, kind, targets, cause=cause, list_id=list_id, job_id=job_id,
+                               now=self.clock())
         self.poke()
         return len(targets)
 
-    async def cancel(self, where: str, params: Sequence[object], outcome: str) -> list[int]:
-        """Cancel pending actions matching `where`; returns the jobs touched (they may now be over)."""
-        rows = await self.db.fetchall(
-            f"SELECT DISTINCT job_id FROM actions WHERE status = 'pending' AND job_id IS NOT NULL AND {where}",  # noqa: S608
-            tuple(params),
-        )
-        await self.db.execute(
-            f"UPDATE actions SET status = 'cancelled', outcome = ?, updated_at = ?"  # noqa: S608
-            f" WHERE status = 'pending' AND {where}",
-            (outcome, self.clock(), *params),
-        )
-        return [int(r["job_id"]) for r in rows]
+    async def cancel_for_list(
+        self, list_id: int, *, outcome: str, member: int | None = None, target: str | None = None,
+        kind: str | None = None,
+    ) -> tuple[int, list[int]]:
+        """Cancel a list's pending actions; returns (how many, the jobs touched: they may now be over)."""
+        return await self.store.cancel_for_list(list_id, outcome=outcome, now=self.clock(), member=member,
+                                                target=target, kind=kind)
 
     async def settle_jobs(self, job_ids: Sequence[int], *, cancelled: bool = False) -> None:
         """Close the jobs that have nothing left to send, and report them."""
@@ -187,23 +175,17 @@ class ActionQueue:
             await self._maybe_finish(job_id, status="cancelled" if cancelled else "done")
 
     async def pending_for(self, member_id: int) -> int:
-        return int(await self.db.fetchval(
-            "SELECT count(*) FROM actions WHERE discord_user_id = ? AND status IN ('pending', 'in_flight')",
-            (member_id,),
-        ) or 0)
+        return await self.store.pending_count(member_id)
 
     # -- the worker ---------------------------------------------------------------------------------
 
     async def recover(self) -> int:
         """After a crash: what was in flight goes back to pending (sent again at most once; X's mute and
         unmute are idempotent)."""
-        recovered = await self.db.execute(
-            "UPDATE actions SET status = 'pending', updated_at = ? WHERE status = 'in_flight'", (self.clock(),)
-        )
+        recovered = await self.store.recover(self.clock())
         if recovered:
             log.info("%d interrupted action(s) will be sent again", recovered)
-        paused = await self.db.fetchval("SELECT value FROM meta WHERE key = 'queue_paused_until'")
-        self._paused_until = float(paused) if paused else 0.0
+        self._paused_until = await self.store.paused_until()
         return recovered
 
     async def paused_until(self) -> float:
@@ -224,7 +206,7 @@ class ActionQueue:
                 if self._paused_until:
                     await self._resume_after_cap()
                 next_at = now + IDLE_POLL
-                for member_id, x_user_id, due_at in await self._due_members(now):
+                for member_id, x_user_id, due_at in await self._due_members():
                     if member_id in serving:
                         continue
                     if due_at > now:
@@ -251,20 +233,14 @@ class ActionQueue:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=seconds)
 
-    async def _due_members(self, now: float) -> list[tuple[int, str, float]]:
+    async def _due_members(self) -> list[tuple[int, str, float]]:
         """Members with pending work and a usable link, each with when their next send may go out."""
-        rows = await self.db.fetchall(
-            "SELECT a.discord_user_id, la.x_user_id, a.kind, min(a.not_before) AS not_before FROM actions a"
-            " JOIN linked_accounts la ON la.discord_user_id = a.discord_user_id AND la.needs_relink = 0"
-            " WHERE a.status = 'pending' GROUP BY a.discord_user_id, a.kind"
-        )
         due: dict[int, tuple[str, float]] = {}
-        for row in rows:
-            allowed = self.x.rate_limits.next_allowed_at(row["x_user_id"], ENDPOINTS[row["kind"]])
-            at = max(float(row["not_before"]), allowed)
-            member = int(row["discord_user_id"])
-            if member not in due or at < due[member][1]:
-                due[member] = (row["x_user_id"], at)
+        for row in await self.store.due_members():
+            allowed = self.x.rate_limits.next_allowed_at(row.x_user_id, ENDPOINTS[row.kind])
+            at = max(row.not_before, allowed)
+            if row.member_id not in due or at < due[row.member_id][1]:
+                due[row.member_id] = (row.x_user_id, at)
         return [(member, x_id, at) for member, (x_id, at) in due.items()]
 
     async def _serve(self, member_id: int, x_user_id: str, slots: asyncio.Semaphore) -> None:
@@ -276,59 +252,39 @@ class ActionQueue:
             kinds = [k for k, e in ENDPOINTS.items() if self.x.rate_limits.next_allowed_at(x_user_id, e) <= now]
             if not kinds:
                 return
-            marks = ",".join("?" * len(kinds))
-            row = await self.db.fetchone(
-                "SELECT id, kind, x_user_id, username, cause, list_id, job_id, attempts FROM actions"  # noqa: S608
-                f" WHERE status = 'pending' AND discord_user_id = ? AND not_before <= ? AND kind IN ({marks})"
-                " ORDER BY id LIMIT 1",
-                (member_id, now, *kinds),
-            )
-            if row is None:
+            action = await self.store.next_action(member_id, now, kinds)
+            if action is None:
                 return
             async with slots:
-                keep_going = await self._perform(member_id, x_user_id, row)
+                keep_going = await self._perform(member_id, x_user_id, action)
             if not keep_going:
                 return
 
     # -- one action -----------------------------------------------------------------------------------
 
-    async def _skip_reason(self, member_id: int, r: sqlite3.Row) -> str | None:
+    async def _skip_reason(self, member_id: int, action: ActionRow) -> str | None:
         """List actions are re-checked when sent: the member's own choices and other lists win."""
-        if r["cause"] != "list":
+        if action.cause != "list":
             return None
-        target = r["x_user_id"]
-        choice = await self.db.fetchval(
-            "SELECT choice FROM manual_choices WHERE discord_user_id = ? AND x_user_id = ?", (member_id, target)
-        )
-        if r["kind"] == "mute":
+        choice = await self.mute_store.choice(member_id, action.x_user_id)
+        if action.kind == "mute":
             return "you unmuted it yourself" if choice == "unmuted" else None
         if choice == "muted":
             return "you muted it yourself"
         if choice == "unmuted":
             return "already unmuted by you"
-        other = await self.db.fetchval(
-            "SELECT 1 FROM list_mutes WHERE discord_user_id = ? AND x_user_id = ? AND list_id IS NOT ?"
-            " UNION SELECT 1 FROM subscriptions s JOIN mute_list_entries e ON e.list_id = s.list_id"
-            " WHERE s.discord_user_id = ? AND e.x_user_id = ? AND s.list_id IS NOT ? LIMIT 1",
-            (member_id, target, r["list_id"], member_id, target, r["list_id"]),
-        )
-        return "another list you follow mutes it" if other else None
+        if await self.lists.held_elsewhere(member_id, action.x_user_id, action.list_id):
+            return "another list you follow mutes it"
+        return None
 
-    async def _perform(self, member_id: int, x_user_id: str, r: sqlite3.Row) -> bool:
+    async def _perform(self, member_id: int, x_user_id: str, action: ActionRow) -> bool:
         """Send one action; False when this member (or the whole queue) must stop for now."""
-        action_id, kind, target, job_id = r["id"], r["kind"], r["x_user_id"], r["job_id"]
-        skip = await self._skip_reason(member_id, r)
+        kind, target, job_id = action.kind, action.x_user_id, action.job_id
+        skip = await self._skip_reason(member_id, action)
         if skip is not None:
-            await self._finish(action_id, "skipped", skip)
-            await self._after(job_id)
+            await self._finish(action.id, "skipped", skip, job_id)
             return True
-        # Committed before the request: a crash from here on means "send again", never "forget".
-        claimed = await self.db.execute(
-            "UPDATE actions SET status = 'in_flight', attempts = attempts + 1, updated_at = ?"
-            " WHERE id = ? AND status = 'pending'",
-            (self.clock(), action_id),
-        )
-        if claimed != 1:
+        if not await self.store.claim(action.id, self.clock()):
             return True  # cancelled meanwhile
         endpoint = ENDPOINTS[kind]
         sent_at = self.clock()
@@ -340,46 +296,40 @@ class ActionQueue:
         try:
             await self.accounts.call(member_id, send)
         except RelinkRequired:
-            await self._release(action_id, not_before=0.0, refund=True)
-            await self._pause_member_jobs(member_id, "X needs you to run `/link` again; the rest waits until then.")
+            await self._release(action.id, not_before=0.0, refund=True)
+            await self._pause_member_jobs(member_id)
             return False
         except NotLinked:
-            await self._finish(action_id, "cancelled", "your X account was unlinked")
-            await self._after(job_id)
+            await self._finish(action.id, "cancelled", "your X account was unlinked", job_id)
             return False
         except XRateLimited as exc:  # our budget said yes, X said no (another app, or a shared limit)
-            await self._release(action_id, not_before=exc.reset_at, refund=True)
+            await self._release(action.id, not_before=exc.reset_at, refund=True)
             return False
         except XUsageCapped:
-            await self._release(action_id, not_before=0.0, refund=True)
+            await self._release(action.id, not_before=0.0, refund=True)
             await self._pause_for_cap()
             return False
         except XUnavailable as exc:
-            await self._retry_or_fail(action_id, int(r["attempts"]) + 1, describe(exc), job_id)
+            await self._retry_or_fail(action.id, action.attempts + 1, describe(exc), job_id)
             return True
         except (XInvalidRequest, XForbidden, XUserNotFound, XUnauthorized) as exc:
-            await self._finish(action_id, "failed", describe(exc))
-            await self._after(job_id)
+            await self._finish(action.id, "failed", describe(exc), job_id)
             return True
         except XError as exc:
-            await self._retry_or_fail(action_id, int(r["attempts"]) + 1, describe(exc), job_id)
+            await self._retry_or_fail(action.id, action.attempts + 1, describe(exc), job_id)
             return True
         self._learn_window(x_user_id, endpoint, sent_at)
-        user = XUser(target, r["username"], "")
-        async with self.db.transaction():
-            await self._finish(action_id, "done", "muted" if kind == "mute" else "unmuted")
-            await self.mutes.record(member_id, user, muted=kind == "mute", manual=False)
-            if kind == "mute" and r["cause"] == "list" and r["list_id"] is not None:
-                await self.db.execute(
-                    "INSERT OR IGNORE INTO list_mutes (discord_user_id, x_user_id, list_id, muted_at)"
-                    " SELECT ?, ?, id, ? FROM mute_lists WHERE id = ?",
-                    (member_id, target, self.clock(), r["list_id"]),
-                )
+        now = self.clock()
+        async with self.db.batch() as batch:  # the action, the cache and the list's record: one write
+            self.store.finish(batch, action.id, "done", "muted" if kind == "mute" else "unmuted", now)
+            self.mutes.record(batch, member_id, XUser(target, action.username, ""), muted=kind == "mute",
+                              manual=False)
+            if kind == "mute" and action.cause == "list" and action.list_id is not None:
+                self.lists.record_list_mute(batch, member_id, target, action.list_id, now)
             elif kind == "unmute":
-                await self.db.execute(
-                    "DELETE FROM list_mutes WHERE discord_user_id = ? AND x_user_id = ?", (member_id, target)
-                )
-        await self._after(job_id)
+                self.lists.forget_list_mutes(batch, member_id, target)
+            ended = self._after(batch, job_id)
+        self._reported(job_id, ended)
         return True
 
     def _learn_window(self, x_user_id: str, endpoint: str, sent_at: float) -> None:
@@ -388,23 +338,18 @@ class ActionQueue:
         if state is not None and state.remaining == state.limit - 1 and state.reset_at > sent_at:
             self._windows[(x_user_id, endpoint)] = max(1.0, float(round(state.reset_at - sent_at)))
 
-    async def _finish(self, action_id: int, status: str, outcome: str) -> None:
-        await self.db.execute(
-            "UPDATE actions SET status = ?, outcome = ?, updated_at = ? WHERE id = ?",
-            (status, outcome[:300], self.clock(), action_id),
-        )
+    async def _finish(self, action_id: int, status: str, outcome: str, job_id: int | None) -> None:
+        async with self.db.batch() as batch:
+            self.store.finish(batch, action_id, status, outcome, self.clock())
+            ended = self._after(batch, job_id)
+        self._reported(job_id, ended)
 
     async def _release(self, action_id: int, *, not_before: float, refund: bool) -> None:
-        await self.db.execute(
-            "UPDATE actions SET status = 'pending', not_before = ?, updated_at = ?,"
-            " attempts = attempts - ? WHERE id = ? AND status = 'in_flight'",
-            (not_before, self.clock(), 1 if refund else 0, action_id),
-        )
+        await self.store.release(action_id, not_before=not_before, refund=refund, now=self.clock())
 
     async def _retry_or_fail(self, action_id: int, attempts: int, reason: str, job_id: int | None) -> None:
         if attempts >= self.max_attempts:
-            await self._finish(action_id, "failed", f"{reason} (gave up after {attempts} attempts)")
-            await self._after(job_id)
+            await self._finish(action_id, "failed", f"{reason} (gave up after {attempts} attempts)", job_id)
             return
         delay = self.backoff_base * 2 ** (attempts - 1) * random.uniform(0.75, 1.25)
         await self._release(action_id, not_before=self.clock() + delay, refund=False)
@@ -414,121 +359,79 @@ class ActionQueue:
         if until <= self._paused_until:
             return
         self._paused_until = until
-        await self.db.execute(
-            "INSERT INTO meta (key, value) VALUES ('queue_paused_until', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(until),),
-        )
-        reason = (f"X's monthly usage cap for this app is reached; everything queued waits and is retried "
-                  f"<t:{int(until)}:R>.")
+        await self.store.set_paused_until(until)
         log.warning("X usage cap reached: the action queue pauses until %.0f", until)
-        rows = await self.db.fetchall(
-            "UPDATE jobs SET status = 'paused', pause_reason = ? WHERE status IN ('running', 'paused')"
-            " RETURNING id",
-            (reason,),
-        )
-        for job in rows:
-            self._report(int(job["id"]), force=True)
+        for job_id in await self.store.pause_all(PAUSE_USAGE_CAP, until):
+            self._report(job_id, force=True)
 
     async def _resume_after_cap(self) -> None:
         self._paused_until = 0.0
-        await self.db.execute("DELETE FROM meta WHERE key = 'queue_paused_until'")
-        rows = await self.db.fetchall(
-            "UPDATE jobs SET status = 'running', pause_reason = NULL WHERE status = 'paused' RETURNING id"
-        )
-        for job in rows:
-            self._report(int(job["id"]), force=True)
+        await self.store.set_paused_until(None)
+        for job_id in await self.store.resume_all(PAUSE_USAGE_CAP):
+            self._report(job_id, force=True)
 
-    async def _pause_member_jobs(self, member_id: int, reason: str) -> None:
-        rows = await self.db.fetchall(
-            "UPDATE jobs SET status = 'paused', pause_reason = ? WHERE discord_user_id = ? AND status = 'running'"
-            " RETURNING id",
-            (reason, member_id),
-        )
-        for job in rows:
-            self._report(int(job["id"]), force=True)
+    async def _pause_member_jobs(self, member_id: int) -> None:
+        for job_id in await self.store.pause_member(member_id, PAUSE_RELINK):
+            self._report(job_id, force=True)
 
-    async def _after(self, job_id: int | None) -> None:
+    # -- a job's end ---------------------------------------------------------------------------------
+
+    def _after(self, batch: Batch, job_id: int | None) -> Pending[int] | None:
+        """Queue, in the action's own write, the job's resumption and (when nothing is left) its end."""
         if job_id is None:
-            return
-        await self.db.execute(
-            "UPDATE jobs SET status = 'running', pause_reason = NULL WHERE id = ? AND status = 'paused'"
-            " AND pause_reason NOT LIKE '%usage cap%'",
-            (job_id,),
-        )
-        if not await self._maybe_finish(job_id, status="done"):
-            self._report(job_id)
+            return None
+        self.store.resume_job(batch, job_id)
+        return self.store.finish_job_if_done(batch, job_id, "done", self.clock())
+
+    def _reported(self, job_id: int | None, ended: Pending[int] | None) -> None:
+        if job_id is not None:
+            self._report(job_id, final=bool(ended is not None and ended.value))
 
     async def _maybe_finish(self, job_id: int, *, status: str) -> bool:
-        # A job any of whose actions was cancelled (list deleted, unsubscribed) ends as cancelled,
-        # whichever send happened to finish it.
-        changed = await self.db.execute(
-            "UPDATE jobs SET finished_at = ?, pause_reason = NULL, status = CASE WHEN EXISTS"
-            " (SELECT 1 FROM actions WHERE job_id = ? AND status = 'cancelled') THEN 'cancelled' ELSE ? END"
-            " WHERE id = ? AND status IN ('running', 'paused') AND NOT EXISTS"
-            " (SELECT 1 FROM actions WHERE job_id = ? AND status IN ('pending', 'in_flight'))",
-            (self.clock(), job_id, status, job_id, job_id),
-        )
-        if changed:
+        async with self.db.batch() as batch:
+            ended = self.store.finish_job_if_done(batch, job_id, status, self.clock())
+        if ended.value:
             self._report(job_id, final=True)
-        return bool(changed)
+        return bool(ended.value)
 
     # -- progress -----------------------------------------------------------------------------------
 
     async def progress(self, job_id: int) -> JobProgress | None:
-        job = await self.db.fetchone(
-            "SELECT id, discord_user_id, title, status, total, already_muted, kept_unmuted, pause_reason,"
-            " progress_channel_id, progress_message_id FROM jobs WHERE id = ?",
-            (job_id,),
-        )
+        job = await self.store.job(job_id)
         if job is None:
             return None
-        counts = {r["status"]: int(r["n"]) for r in await self.db.fetchall(
-            "SELECT status, count(*) AS n FROM actions WHERE job_id = ? GROUP BY status", (job_id,)
-        )}
-        failures = [(str(r["username"] or r["x_user_id"]), str(r["outcome"] or "")) for r in await self.db.fetchall(
-            "SELECT username, x_user_id, outcome FROM actions WHERE job_id = ? AND status = 'failed'"
-            " ORDER BY id LIMIT 50",
-            (job_id,),
-        )]
-        unmuting = bool(await self.db.fetchval(
-            "SELECT 1 FROM actions WHERE job_id = ? AND kind = 'unmute' LIMIT 1", (job_id,)
-        ))
-        finished = sum(counts.get(s, 0) for s in FINISHED)
-        member_id = int(job["discord_user_id"])
+        counts = await self.store.job_counts(job_id)
+        by_status = counts.by_status
         return JobProgress(
-            id=job_id, member_id=member_id, title=job["title"], status=job["status"],
-            total=int(job["total"]), finished=finished, succeeded=counts.get("done", 0),
-            failed=counts.get("failed", 0), skipped=counts.get("skipped", 0), cancelled=counts.get("cancelled", 0),
-            already_muted=int(job["already_muted"]), kept_unmuted=int(job["kept_unmuted"]),
-            pause_reason=job["pause_reason"], eta_seconds=await self.eta(member_id),
-            failures=failures, channel_id=job["progress_channel_id"], message_id=job["progress_message_id"],
-            unmuting=unmuting,
+            id=job_id, member_id=job.member_id, title=job.title, status=job.status,
+            total=job.total, finished=sum(by_status.get(s, 0) for s in FINISHED), succeeded=by_status.get("done", 0),
+            failed=by_status.get("failed", 0), skipped=by_status.get("skipped", 0),
+            cancelled=by_status.get("cancelled", 0), already_muted=job.already_muted, kept_unmuted=job.kept_unmuted,
+            pause_kind=job.pause_kind, pause_until=job.pause_until, eta_seconds=await self.eta(job.member_id),
+            failures=counts.failures, channel_id=job.channel_id, message_id=job.message_id,
+            unmuting=counts.unmuting,
         )
 
     async def eta(self, member_id: int) -> float | None:
         """Seconds until the member's queue is empty: what is left over X's rate, per window length."""
-        rows = await self.db.fetchall(
-            "SELECT a.kind, count(*) AS n, la.x_user_id FROM actions a JOIN linked_accounts la"
-            " ON la.discord_user_id = a.discord_user_id WHERE a.discord_user_id = ?"
-            " AND a.status IN ('pending', 'in_flight') GROUP BY a.kind",
-            (member_id,),
-        )
-        if not rows:
+        left_by_kind = await self.store.pending_by_kind(member_id)
+        if not left_by_kind:
             return 0.0
+        account = await self.accounts.account(member_id)
+        if account is None:
+            return None
         now = self.clock()
         longest = 0.0
-        for row in rows:
-            endpoint = ENDPOINTS[row["kind"]]
-            left = int(row["n"])
-            state = self.x.rate_limits.get(row["x_user_id"], endpoint)
+        for kind, left in left_by_kind.items():
+            endpoint = ENDPOINTS[kind]
+            state = self.x.rate_limits.get(account.x_user_id, endpoint)
             if state is None:
-                longest = max(longest, left * 0.05)
+                longest = max(longest, left * SEND_SECONDS)
                 continue
-            window = self._windows.get((row["x_user_id"], endpoint), DEFAULT_WINDOW)
+            window = self._windows.get((account.x_user_id, endpoint), DEFAULT_WINDOW)
             in_window = state.remaining if state.reset_at > now else state.limit
             if left <= in_window:
-                seconds = left * 0.05
+                seconds = left * SEND_SECONDS
             else:
                 wait = max(0.0, state.reset_at - now) if state.reset_at > now else 0.0
                 seconds = wait + math.ceil((left - in_window) / max(1, state.limit) - 1) * window
@@ -591,109 +494,3 @@ class ActionQueue:
         for task in list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-
-def progress_bar(fraction: float, width: int = 10) -> str:
-    """`[██████░░░░] 60%`"""
-    fraction = min(max(fraction, 0.0), 1.0)
-    filled = math.floor(fraction * width + 1e-9)
-    return f"[{'█' * filled}{'░' * (width - filled)}] {math.floor(fraction * 100 + 1e-9)}%"
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, math.ceil(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-# -- the member-facing side: progress messages in DMs (or the command's own reply when DMs are closed) --
-
-INTERACTION_EDIT_WINDOW = 14.5 * 60  # Discord honours an interaction token for 15 minutes
-
-
-def render_progress(job: JobProgress) -> str:
-    lines = [f"**{job.title}**", f"`{progress_bar(job.fraction)}` {job.finished}/{job.total}"]
-    if job.status == "paused":
-        lines.append(f"⏸️ Paused: {job.pause_reason or 'waiting'}")
-    elif job.over:
-        lines.append("Cancelled." if job.status == "cancelled" else "Finished.")
-    elif job.eta_seconds is not None and job.total:
-        lines.append(f"About {duration(job.eta_seconds)} left (X allows a limited number of changes per window).")
-    return "\n".join(lines)
-
-
-def render_summary(job: JobProgress) -> str:
-    done = "unmuted" if job.unmuting else "muted"
-    parts = [f"{done.capitalize()} **{job.succeeded}**"]
-    if not job.unmuting:
-        parts.append(f"already muted **{job.already_muted}**")
-    if job.kept_unmuted:
-        parts.append(f"left alone because you unmuted them yourself **{job.kept_unmuted}**")
-    if job.skipped:
-        parts.append(f"skipped **{job.skipped}**")
-    if job.cancelled:
-        parts.append(f"cancelled **{job.cancelled}**")
-    parts.append(f"failed **{job.failed}**")
-    text = " · ".join(parts)
-    if job.failures:
-        text += "\n\nFailed:\n" + "\n".join(f"• @{name}: {reason}" for name, reason in job.failures[:20])
-        if job.failed > 20:
-            text += f"\n… and {job.failed - 20} more."
-    return text[:4000]
-
-
-class DiscordProgress:
-    """JobReporter for Discord: edits the job's message in place, then sends the summary."""
-
-    def __init__(
-        self, client: discord.Client, dm: Callable[..., Awaitable[discord.Message | None]],
-        *, clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.client = client
-        self.dm = dm
-        self.clock = clock
-        self._interactions: dict[int, tuple[discord.Interaction, float]] = {}
-
-    def use_interaction(self, interaction: discord.Interaction) -> int:
-        """Report in this interaction's own (ephemeral) reply; returns the key to store as the message id."""
-        self._interactions[interaction.id] = (interaction, self.clock())
-        return interaction.id
-
-    async def _edit(self, job: JobProgress, content: str) -> bool:
-        if job.message_id is None:
-            return False
-        try:
-            if job.channel_id is None:
-                held = self._interactions.get(job.message_id)
-                if held is None or self.clock() - held[1] > INTERACTION_EDIT_WINDOW:
-                    return False
-                await held[0].edit_original_response(content=content)
-                return True
-            channel = self.client.get_partial_messageable(job.channel_id)
-            await channel.get_partial_message(job.message_id).edit(content=content)
-            return True
-        except discord.HTTPException as exc:
-            log.info("could not edit the progress of job %s (%s)", job.id, exc.status)
-            return False
-
-    async def progress(self, job: JobProgress) -> None:
-        await self._edit(job, render_progress(job))
-
-    async def finished(self, job: JobProgress) -> None:
-        await self._edit(job, render_progress(job))
-        title = f"{'Cancelled' if job.status == 'cancelled' else 'Finished'}: {job.title}"
-        embed = discord.Embed(title=title[:256], description=render_summary(job), colour=discord.Colour(0x1D9BF0))
-        if job.channel_id is None and job.message_id is not None:
-            held = self._interactions.pop(job.message_id, None)
-            if held is not None and self.clock() - held[1] <= INTERACTION_EDIT_WINDOW:
-                try:
-                    await held[0].followup.send(embed=embed, ephemeral=True)
-                    return
-                except discord.HTTPException as exc:
-                    log.info("could not send the summary of job %s (%s)", job.id, exc.status)
-        await self.dm(job.member_id, embed=embed)

@@ -25,9 +25,10 @@ from bot.discord_endpoints import point_discord_py_at
 from bot.mutelists import MuteLists
 from bot.mutes import MuteService
 from bot.paginator import PageButton
-from bot.queue import ActionQueue, DiscordProgress
+from bot.progress import DiscordProgress
+from bot.queue import ActionQueue
 from bot.replies import COLOUR_OK, account_embed, report_error
-from bot.storage import Database
+from bot.store import Database, Stores
 from bot.vault import TokenVault
 from bot.web import WebServer, build_app
 from bot.x_client import XClient, XUser
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = ("cogs.linking", "cogs.muting", "cogs.mutelists")
 STATE_PURGE_INTERVAL = 300.0
+RETENTION_INTERVAL = 3600.0
+FINISHED_WORK_RETENTION = 30 * 24 * 3600.0  # finished queued actions and jobs
+AUDIT_RETENTION = 365 * 24 * 3600.0  # moderators' changes to lists
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Services:
     """The engine the cogs call; built once in `setup_hook`."""
 
     settings: Settings
+    stores: Stores
     db: Database
     vault: TokenVault
     x: XClient
@@ -98,20 +103,21 @@ class MuteBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        db = await Database.open(settings.database_path)
+        stores = await Stores.open(settings.database_path)
+        db = stores.db
         await db.migrate()
         vault = TokenVault(settings.token_encryption_keys)
         x = XClient(settings.x_api_base, transport=self._x_transport, clock=self.clock,
                     consumer_key=settings.x_consumer_key, consumer_secret=settings.x_consumer_secret)
-        directory = UserDirectory(db, x, clock=self.clock)
-        accounts = AccountService(settings, db, vault, x, clock=self.clock)
+        directory = UserDirectory(stores.directory, x, clock=self.clock)
+        accounts = AccountService(settings, stores, vault, x, clock=self.clock)
         accounts.on_linked = self.confirm_link
         accounts.on_relink_needed = self.ask_to_relink
-        mutes = MuteService(db, accounts, directory, x, clock=self.clock)
-        queue = ActionQueue(db, accounts, mutes, x, clock=self.clock)
+        mutes = MuteService(stores, accounts, directory, x, clock=self.clock)
+        queue = ActionQueue(stores, accounts, mutes, x, clock=self.clock)
         queue.reporter = DiscordProgress(self, self.dm, clock=self.clock)
-        lists = MuteLists(db, accounts, directory, mutes, queue, clock=self.clock)
-        self._services = Services(settings, db, vault, x, directory, accounts, mutes, queue, lists)
+        lists = MuteLists(stores, accounts, directory, mutes, queue, clock=self.clock)
+        self._services = Services(settings, stores, db, vault, x, directory, accounts, mutes, queue, lists)
 
         for name in self.extension_names:
             try:
@@ -126,6 +132,7 @@ class MuteBot(commands.Bot):
         await self.web.start()
         await self.sync_if_changed()
         self.start_task("purge-states", self._purge_states)
+        self.start_task("retention", self._retention)
         self.start_task("action-queue", queue.run)
 
     def start_task(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -151,6 +158,24 @@ class MuteBot(commands.Bot):
                 log.info("purged %d expired authorisation state(s)", purged)
             await asyncio.sleep(STATE_PURGE_INTERVAL)
 
+    async def _retention(self) -> None:
+        """Everything that grows with use has a bound: old finished work, old audit lines, stale lookups."""
+        while True:
+            await self.purge_old()
+            await asyncio.sleep(RETENTION_INTERVAL)
+
+    async def purge_old(self) -> dict[str, int]:
+        services = self.services
+        now = self.clock()
+        purged = {
+            "finished actions and jobs": await services.stores.queue.purge_finished(now - FINISHED_WORK_RETENTION),
+            "audit lines": await services.stores.lists.purge_audit(now - AUDIT_RETENTION),
+            "stale X user lookups": await services.directory.purge(),
+        }
+        if any(purged.values()):
+            log.info("retention: purged %s", ", ".join(f"{n} {what}" for what, n in purged.items() if n))
+        return purged
+
     # -- commands --------------------------------------------------------------------------------
 
     def command_tree_hash(self) -> str:
@@ -160,9 +185,8 @@ class MuteBot(commands.Bot):
 
     async def sync_if_changed(self) -> bool:
         """Discord limits command writes: sync only when the tree differs from the last synced one."""
-        db = self.services.db
         digest = self.command_tree_hash()
-        if await db.fetchval("SELECT value FROM meta WHERE key = 'command_tree_hash'") == digest:
+        if await self.services.stores.meta.get("command_tree_hash") == digest:
             log.info("slash commands unchanged since the last sync")
             return False
         await self.sync_now()
@@ -174,11 +198,7 @@ class MuteBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
         synced = await self.tree.sync(guild=guild)
         if guild is None:  # what `run` compares against next time: the global tree as just pushed
-            await self.services.db.execute(
-                "INSERT INTO meta (key, value) VALUES ('command_tree_hash', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (self.command_tree_hash(),),
-            )
+            await self.services.stores.meta.set("command_tree_hash", self.command_tree_hash())
         log.info("synced %d slash command(s) %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
         return len(synced)
 

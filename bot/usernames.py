@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import NewType
 from urllib.parse import urlsplit
+
+# A username that passed `normalize_username`: services take this type, so input is parsed once, at the
+# command boundary (cogs use the `UsernameOption` transformer in bot/options.py).
+Username = NewType("Username", str)
 
 _VALID = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _HOSTS = {"x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com", "www.x.com", "www.twitter.com"}
@@ -21,7 +26,7 @@ class InvalidUsername(ValueError):
         self.reason = reason
 
 
-def normalize_username(text: str) -> str:
+def normalize_username(text: str) -> Username:
     """`name`, `@name`, `https://x.com/name`, twitter.com / mobile.twitter.com links, any case,
     trailing slash or query: returns `name` as typed (case kept; X matches case-insensitively)."""
     raw = text.strip()
@@ -48,4 +53,4 @@ def normalize_username(text: str) -> str:
         raise InvalidUsername(text, "X usernames are at most 15 characters long.")
     if not _VALID.match(candidate):
         raise InvalidUsername(text, "X usernames contain only letters, digits and underscores.")
-    return candidate
+    return Username(candidate)

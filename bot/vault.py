@@ -7,13 +7,7 @@ from collections.abc import Sequence
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from bot.secrets import Secret
-from bot.storage import Database
-
-# Every column that holds ciphertext, so rotation cannot miss one.
-ENCRYPTED_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "linked_accounts": ("discord_user_id", ("access_token", "refresh_token", "token_secret")),
-    "oauth_states": ("state_hash", ("verifier",)),
-}
+from bot.store.accounts import AccountStore
 
 
 class VaultError(Exception):
@@ -48,26 +42,13 @@ class TokenVault:
     def __repr__(self) -> str:
         return f"TokenVault(keys={self.key_count})"
 
-    async def rotate(self, db: Database) -> int:
+    async def rotate(self, store: AccountStore) -> int:
         """Re-encrypt every stored secret under the first key; returns how many values changed."""
-        changed = 0
-        async with db.transaction():
-            for table, (key_column, columns) in ENCRYPTED_COLUMNS.items():
-                rows = await db.fetchall(f"SELECT {key_column}, {', '.join(columns)} FROM {table}")  # noqa: S608
-                for row in rows:
-                    for column in columns:
-                        value = row[column]
-                        if value is None:
-                            continue
-                        try:
-                            rotated = self._fernet.rotate(value)
-                        except InvalidToken as exc:
-                            raise VaultError(
-                                f"{table}.{column} holds a value that no configured key decrypts"
-                            ) from exc
-                        await db.execute(
-                            f"UPDATE {table} SET {column} = ? WHERE {key_column} = ?",  # noqa: S608
-                            (rotated, row[key_column]),
-                        )
-                        changed += 1
-        return changed
+
+        def rotate(value: bytes) -> bytes:
+            try:
+                return self._fernet.rotate(value)
+            except InvalidToken as exc:
+                raise VaultError("a stored secret is one that no configured key decrypts") from exc
+
+        return await store.reencrypt(rotate)

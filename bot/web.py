@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot.accounts import AccountService, LinkFailed
-from bot.storage import Database
+from bot.store import Database
 
 log = logging.getLogger(__name__)
 

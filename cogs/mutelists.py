@@ -10,11 +10,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import GuildOnly, MutebotError, NotModerator
-from bot.mutelists import MAX_IMPORT_BYTES, ImportReport, ImportTooLarge, MuteList
+from bot.mutelists import MAX_IMPORT_BYTES, ImportReport, ImportTooLarge
+from bot.options import UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
-from bot.queue import DiscordProgress
+from bot.progress import DiscordProgress
 from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, send_ephemeral
 from bot.runtime import MuteBot
+from bot.store.lists import MuteList
 
 NameOption = app_commands.Range[str, 1, 50]
 
@@ -96,7 +98,7 @@ class MuteListCommands(commands.Cog):
     @app_commands.describe(username="@name, name or profile link", reason="Why (shown with the entry)")
     @app_commands.autocomplete(name=list_names)
     @app_commands.default_permissions(manage_guild=True)
-    async def add(self, interaction: discord.Interaction, name: NameOption, username: app_commands.Range[str, 1, 200],
+    async def add(self, interaction: discord.Interaction, name: NameOption, username: UsernameOption,
                   reason: app_commands.Range[str, 0, 200] | None = None) -> None:
         guild_id = _moderator(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -188,12 +190,11 @@ class MuteListCommands(commands.Cog):
         self, interaction: discord.Interaction, owner: int, ref: int, page: int, refresh: bool
     ) -> RenderedPage:
         result = await self.bot.services.lists.page(_guild(interaction), ref, page)
-        start = result.page * 15
         lines = []
         for i, entry in enumerate(result.entries):
             who = f"[@{entry.username}](https://x.com/{entry.username})" if entry.username else f"id {entry.x_user_id}"
             reason = f" — {discord.utils.escape_markdown(entry.reason)}" if entry.reason else ""
-            lines.append(f"{start + i + 1}. {who}{reason}")
+            lines.append(f"{result.first_number + i}. {who}{reason}")
         description = "\n".join(lines) if lines else "This list is empty."
         if result.mute_list.description:
             description = f"*{discord.utils.escape_markdown(result.mute_list.description)}*\n\n{description}"

@@ -6,6 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.options import UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
 from bot.replies import COLOUR_INFO, COLOUR_OK, account_embed, send_ephemeral, user_line
 from bot.runtime import MuteBot
@@ -18,7 +19,7 @@ class Muting(commands.Cog):
 
     @app_commands.command(name="mute", description="Mute an X account for your own X account")
     @app_commands.describe(username="@name, name or a profile link such as https://x.com/name")
-    async def mute(self, interaction: discord.Interaction, username: app_commands.Range[str, 1, 200]) -> None:
+    async def mute(self, interaction: discord.Interaction, username: UsernameOption) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.bot.services.mutes.mute(interaction.user.id, username)
         note = None if outcome.changed else "It was already muted."
@@ -26,7 +27,7 @@ class Muting(commands.Cog):
 
     @app_commands.command(name="unmute", description="Unmute an X account for your own X account")
     @app_commands.describe(username="@name, name or a profile link such as https://x.com/name")
-    async def unmute(self, interaction: discord.Interaction, username: app_commands.Range[str, 1, 200]) -> None:
+    async def unmute(self, interaction: discord.Interaction, username: UsernameOption) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.bot.services.mutes.unmute(interaction.user.id, username)
         note = None if outcome.changed else "It was not muted, as far as mutebot knew."
@@ -49,8 +50,7 @@ class Muting(commands.Cog):
         self, interaction: discord.Interaction, owner: int, ref: int, page: int, refresh: bool
     ) -> RenderedPage:
         result = await self.bot.services.mutes.page(owner, page, refresh=refresh)
-        start = result.page * 15
-        lines = [f"{start + i + 1}. {user_line(user)}" for i, user in enumerate(result.entries)]
+        lines = [f"{result.first_number + i}. {user_line(user)}" for i, user in enumerate(result.entries)]
         description = "\n".join(lines) if lines else "Your X account mutes nobody."
         if result.refresh_note:
             description += f"\n\n{result.refresh_note}"

@@ -14,7 +14,7 @@ import pytest
 
 from bot.config import ConfigError, load_settings, read_environment
 from bot.logs import redact, setup_logging
-from bot.storage import Database, Migration, SchemaTooNewError, bundled_migrations
+from bot.store import AccountStore, Database, Migration, SchemaTooNewError, bundled_migrations
 from bot.vault import TokenVault
 
 KEY_A = TokenVault.generate_key()
@@ -173,7 +173,7 @@ async def test_tokens_never_stored_or_logged_in_plaintext_and_survive_rotation(t
         logging.getLogger("mutebot.test").info("body %s", {"access_token": access, "code": "abc123code"})
         await db.execute("PRAGMA wal_checkpoint(FULL)")
         rotated = TokenVault([KEY_B, KEY_A])
-        assert await rotated.rotate(db) == 2
+        assert await rotated.rotate(AccountStore(db)) == 2
         only_new = TokenVault([KEY_B])
         row = await db.fetchone("SELECT access_token, refresh_token FROM linked_accounts")
         assert row is not None

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.queue import ActionQueue, progress_bar
+from bot.progress import progress_bar
+from bot.queue import ActionQueue
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member, Message
 

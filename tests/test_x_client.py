@@ -13,7 +13,7 @@ import pytest
 from bot.directory import UserDirectory
 from bot.sandbox.x_emulator import XEmulator
 from bot.secrets import Secret
-from bot.storage import Database
+from bot.store import Database, DirectoryStore
 from bot.usernames import InvalidUsername, normalize_username
 from bot.x_client import (
     UserAuth,
@@ -170,7 +170,7 @@ async def test_a_thousand_names_take_at_most_ten_lookups(emu: XEmulator, client:
     db = await Database.open(tmp_path / "d.sqlite3")
     try:
         await db.migrate()
-        directory = UserDirectory(db, client)
+        directory = UserDirectory(DirectoryStore(db), client)
         auth = auth_for(emu, "user1")
         result = await directory.resolve_many(auth, [*names, "BULK1"])
         assert len(result.found) == 990 and result.not_found == names[990:]

@@ -1,0 +1,33 @@
+"""Slash-command option types that parse what a member typed once, at the command boundary."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from bot.usernames import Username, normalize_username
+
+MAX_USERNAME_INPUT = 200  # a profile link with a query string fits; anything longer is not a username
+
+
+class UsernameTransformer(app_commands.Transformer):
+    """`name`, `@name` or a profile link → a valid X username; an InvalidUsername reaches the one error
+    handler (as the cause of a TransformerError) before anything else runs."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.string
+
+    @property
+    def min_value(self) -> int:
+        return 1
+
+    @property
+    def max_value(self) -> int:
+        return MAX_USERNAME_INPUT
+
+    async def transform(self, interaction: discord.Interaction, value: str) -> Username:
+        return normalize_username(value)
+
+
+UsernameOption = app_commands.Transform[Username, UsernameTransformer]

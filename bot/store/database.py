@@ -1,0 +1,444 @@
+"""The database: one writer connection, a pool of readers, single-round-trip write batches, and migrations.
+
+Every statement of mutebot runs through here, and every SQL string lives in a store module beside this one
+(`bot/store/*.py`): services never see SQL, placeholders or dialect quirks.
+
+SQLite allows one writer at a time but, in WAL mode, any number of concurrent readers. So:
+
+- writes (and reads that decide a write) go to the one writer connection, serialised by an asyncio lock;
+- plain reads go to a small pool of read-only connections and never wait behind a write;
+- a `Batch` collects a command's writes and sends them in ONE thread round trip, inside
+  BEGIN IMMEDIATE ... COMMIT (aiosqlite otherwise costs one round trip per statement, fetch and close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Generic, TypeVar, cast
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[Any]
+Row = sqlite3.Row
+T = TypeVar("T")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+DEFAULT_READERS = 2
+BUSY_TIMEOUT_MS = 5000
+
+
+class SchemaTooNewError(Exception):
+    """The database was migrated by a newer mutebot than this one."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def bundled_migrations() -> list[Migration]:
+    """The numbered SQL files shipped in the `migrations` package, in order."""
+    found: list[Migration] = []
+    for entry in resources.files("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration numbers in {versions}")
+    return found
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between backends, in one place. Store SQL is written with `?` placeholders,
+    `ON CONFLICT` upserts and `RETURNING`, which SQLite (3.35+) and PostgreSQL both understand."""
+
+    name: str
+    begin: str
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+
+SQLITE = Dialect("sqlite", begin="BEGIN IMMEDIATE")
+
+
+# -- one statement and its answer, run inside a connection's own thread --------------------------------
+
+@dataclass
+class Statement:
+    sql: str
+    params: Params = ()
+    many: Iterable[Params] | None = None
+    fetch: bool = False
+
+
+class Pending(Generic[T]):
+    """The answer of a statement queued in a batch; readable once the batch has run."""
+
+    def __init__(self, convert: Callable[[Any], T]) -> None:
+        self._convert = convert
+        self._value: Any = None
+        self._ready = False
+
+    def _set(self, raw: Any) -> None:
+        self._value, self._ready = self._convert(raw), True
+
+    @property
+    def value(self) -> T:
+        if not self._ready:
+            raise RuntimeError("the batch has not run yet")
+        return self._value  # type: ignore[no-any-return]
+
+
+def _run(conn: sqlite3.Connection, statements: Sequence[Statement], begin: str | None) -> list[Any]:
+    """Executed in the connection's thread: the whole batch (and its BEGIN/COMMIT) is one round trip."""
+    if begin:
+        conn.execute(begin)
+    try:
+        results: list[Any] = []
+        for st in statements:
+            if st.many is not None:
+                conn.executemany(st.sql, st.many)
+                results.append(None)
+                continue
+            cursor = conn.execute(st.sql, st.params)
+            try:
+                results.append(cursor.fetchall() if st.fetch else cursor.rowcount)
+            finally:
+                cursor.close()
+        if begin:
+            conn.execute("COMMIT")
+        return results
+    except BaseException:
+        if begin and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+async def _in_thread(conn: aiosqlite.Connection, statements: Sequence[Statement], begin: str | None) -> list[Any]:
+    # aiosqlite's public calls cost a thread round trip each (execute, fetch, close); `_execute` runs one
+    # function of ours in its thread, so a statement with its rows, or a whole batch, is one trip.
+    # aiosqlite is pinned below 0.23 in pyproject.toml; tests/test_store.py covers this call.
+    raw = conn._conn
+    execute: Callable[..., Awaitable[list[Any]]] = conn._execute
+    return await execute(_run, raw, statements, begin)
+
+
+class Batch:
+    """A command's writes, sent together: `await db.batch()` as a context manager commits them on exit."""
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+        self._pending: list[tuple[int, Pending[Any]]] = []
+        self.after_commit: list[Callable[[], None]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.statements)
+
+    def execute(self, sql: str, params: Params = ()) -> Pending[int]:
+        """A write; its answer is the number of rows it changed."""
+        return self._add(Statement(sql, tuple(params)), int)
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        self.statements.append(Statement(sql, (), list(rows)))
+
+    def fetchall(self, sql: str, params: Params = ()) -> Pending[list[Row]]:
+        """A read (or `... RETURNING`) inside the same transaction as the writes around it."""
+        return self._add(Statement(sql, tuple(params), fetch=True), list)
+
+    def fetchval(self, sql: str, params: Params = ()) -> Pending[Any]:
+        return self._add(Statement(sql, tuple(params), fetch=True), lambda rows: rows[0][0] if rows else None)
+
+    def exists(self, sql: str, params: Params = ()) -> Pending[bool]:
+        """True when the query returns a row with a true first column."""
+        return self._add(Statement(sql, tuple(params), fetch=True), lambda rows: bool(rows and rows[0][0]))
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run after the batch committed (cache invalidation that must not happen for a rolled-back write)."""
+        self.after_commit.append(callback)
+
+    def _add(self, statement: Statement, convert: Callable[[Any], T]) -> Pending[T]:
+        pending: Pending[T] = Pending(convert)
+        self._pending.append((len(self.statements), pending))
+        self.statements.append(statement)
+        return pending
+
+    def _settle(self, results: list[Any]) -> None:
+        for index, pending in self._pending:
+            pending._set(results[index])
+        for callback in self.after_commit:
+            callback()
+
+
+# Which task holds the writer, and its open transaction: nested calls from the same task run inside it.
+# Both remember the task, because a task created inside a transaction inherits these variables but not
+# the lock.
+_holder: contextvars.ContextVar[object | None] = contextvars.ContextVar("mutebot_db_holder", default=None)
+_open: contextvars.ContextVar[tuple[object, Batch] | None] = contextvars.ContextVar("mutebot_db_txn", default=None)
+
+
+def _current_transaction() -> Batch | None:
+    held = _open.get()
+    return held[1] if held is not None and held[0] is asyncio.current_task() else None
+
+
+@dataclass
+class RoundTrips:
+    """Thread round trips to the database, counted for the benchmarks."""
+
+    writes: int = 0
+    reads: int = 0
+    by_task: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.writes + self.reads
+
+
+class Database:
+    """The writer connection (WAL, foreign keys, busy timeout) and `readers` read-only connections."""
+
+    def __init__(self, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection], path: Path) -> None:
+        self._writer = writer
+        self._readers = readers
+        self._next_reader = 0
+        self.path = path
+        self.dialect = SQLITE
+        self._lock = asyncio.Lock()
+        self.round_trips = RoundTrips()
+
+    @classmethod
+    async def open(cls, path: Path | str, *, readers: int = DEFAULT_READERS) -> Database:
+        path = Path(path)
+        memory = str(path) == ":memory:"
+        if not memory:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
+        writer = await _connect(str(path))
+        await writer.execute("PRAGMA journal_mode=WAL")
+        await writer.execute("PRAGMA synchronous=NORMAL")
+        pool: list[aiosqlite.Connection] = []
+        if not memory:  # an in-memory database is private to its connection: it reads through the writer
+            for _ in range(readers):
+                reader = await _connect(str(path))
+                await reader.execute("PRAGMA query_only=ON")
+                pool.append(reader)
+        return cls(writer, pool, path)
+
+    async def close(self) -> None:
+        for reader in self._readers:
+            await reader.close()
+        await self._writer.close()
+
+    # -- transactions -----------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _held(self) -> AsyncIterator[None]:
+        if _holder.get() is asyncio.current_task():
+            yield
+            return
+        async with self._lock:
+            reset = _holder.set(asyncio.current_task())
+            try:
+                yield
+            finally:
+                _holder.reset(reset)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Batch]:
+        """BEGIN IMMEDIATE ... COMMIT around reads and writes that depend on each other; rolled back on
+        error, re-entrant within one task. Yields a batch: writes queued on it are sent together, before
+        the next read of the transaction and at its end."""
+        current = _current_transaction()
+        if current is not None:
+            yield current
+            return
+        async with self._held():
+            batch = Batch()
+            await self._trip(self._writer, [Statement(self.dialect.begin)], None, write=True)
+            marker = _open.set((asyncio.current_task(), batch))
+            try:
+                yield batch
+                await self._flush(batch)
+            except BaseException:
+                await self._trip(self._writer, [Statement("ROLLBACK")], None, write=True)
+                raise
+            finally:
+                _open.reset(marker)
+            await self._trip(self._writer, [Statement("COMMIT")], None, write=True)
+            batch._settle([])
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[Batch]:
+        """Collect writes; on exit they run in one round trip (inside the surrounding transaction, if any)."""
+        current = _current_transaction()
+        if current is not None:
+            yield current
+            return
+        batch = Batch()
+        yield batch
+        await self.write(batch)
+
+    async def write(self, batch: Batch) -> None:
+        if not batch.statements:
+            batch._settle([])
+            return
+        # One statement is atomic on its own (autocommit); several are wrapped in one transaction.
+        begin = self.dialect.begin if len(batch.statements) > 1 else None
+        async with self._held():
+            results = await self._trip(self._writer, batch.statements, begin, write=True)
+        batch._settle(results)
+
+    async def _flush(self, batch: Batch) -> None:
+        """Inside a transaction: send what is queued so a following read sees it."""
+        if not batch.statements:
+            return
+        statements, pending = batch.statements, batch._pending
+        batch.statements, batch._pending = [], []
+        results = await self._trip(self._writer, statements, None, write=True)
+        for index, item in pending:
+            item._set(results[index])
+
+    async def _trip(
+        self, conn: aiosqlite.Connection, statements: Sequence[Statement], begin: str | None, *, write: bool
+    ) -> list[Any]:
+        if write:
+            self.round_trips.writes += 1
+        else:
+            self.round_trips.reads += 1
+        return await _in_thread(conn, statements, begin)
+
+    # -- single statements (used by the stores) ----------------------------------------------------------
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """One write in its own transaction (or in the current one); returns the changed row count."""
+        async with self.batch() as batch:
+            pending = batch.execute(sql, params)
+        current = _current_transaction()
+        if current is not None:
+            await self._flush(current)
+        return pending.value
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """A read: on a reader connection, or on the writer inside a transaction (after its queued writes)."""
+        batch = _current_transaction()
+        statement = [Statement(sql, tuple(params), fetch=True)]
+        if batch is not None:
+            await self._flush(batch)
+            return cast(list[Row], (await self._trip(self._writer, statement, None, write=True))[0])
+        if not self._readers:
+            async with self._held():
+                return cast(list[Row], (await self._trip(self._writer, statement, None, write=True))[0])
+        reader = self._readers[self._next_reader % len(self._readers)]
+        self._next_reader += 1
+        return cast(list[Row], (await self._trip(reader, statement, None, write=False))[0])
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def returning(self, sql: str, params: Params = ()) -> list[Row]:
+        """A write with `RETURNING`, in its own transaction or the current one."""
+        async with self.batch() as batch:
+            pending = batch.fetchall(sql, params)
+        current = _current_transaction()
+        if current is not None:
+            await self._flush(current)
+        return pending.value
+
+    async def ping(self) -> bool:
+        return bool(await self.fetchval("SELECT 1") == 1)
+
+    # -- migrations -------------------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        exists = await self.fetchval(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        )
+        if not exists:
+            return 0
+        return int(await self.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[Migration]:
+        """Apply pending migrations, each in its own transaction; returns the ones applied."""
+        migrations = bundled_migrations() if migrations is None else list(migrations)
+        known = migrations[-1].version if migrations else 0
+        async with self._held():
+            await self.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            current = await self.schema_version()
+            if current > known:
+                raise SchemaTooNewError(
+                    f"the database {self.path} has schema version {current}, but this mutebot knows only "
+                    f"up to {known}; upgrade mutebot (or use a backup made before the upgrade)"
+                )
+            applied: list[Migration] = []
+            for migration in migrations:
+                if migration.version <= current:
+                    continue
+                async with self.transaction() as batch:
+                    for statement in split_sql(migration.sql):
+                        batch.execute(statement)
+                    batch.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (migration.version, migration.name, time.time()),
+                    )
+                log.info("applied migration %04d_%s", migration.version, migration.name)
+                applied.append(migration)
+            return applied
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    """The database holds encrypted tokens and who muted whom: readable by its owner only, with its
+    -wal and -shm files (SQLite gives those the main file's permissions)."""
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration into statements, so that each runs inside our own transaction
+    (executescript would COMMIT on its own)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        buffer += line
+        if buffer.strip().endswith(";") and sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,16 @@
+-- Why a job waits, as a kind the code can match ('usage_cap', 'relink') and, for the usage cap, until when;
+-- the sentence shown to people is rendered from these (pause_reason is no longer written).
+-- Indexes for retention purges and for the queue's per-member scan.
+
+ALTER TABLE jobs ADD COLUMN pause_kind TEXT;
+ALTER TABLE jobs ADD COLUMN pause_until REAL;
+UPDATE jobs SET pause_kind = CASE WHEN pause_reason LIKE '%usage cap%' THEN 'usage_cap' ELSE 'relink' END
+    WHERE pause_reason IS NOT NULL;
+UPDATE jobs SET pause_reason = NULL;
+
+CREATE INDEX jobs_finished ON jobs (status, finished_at);
+CREATE INDEX actions_finished ON actions (status, updated_at);
+CREATE INDEX actions_member ON actions (discord_user_id, status, kind);
+CREATE INDEX audit_log_at ON audit_log (at);
+CREATE INDEX x_users_fetched ON x_users (fetched_at);
+CREATE INDEX x_user_misses_fetched ON x_user_misses (fetched_at);
