@@ -23,7 +23,7 @@ from bot.secrets import Secret
 from bot.store import Stores
 from bot.store.accounts import LinkRow
 from bot.vault import TokenVault, VaultError
-from bot.x_client import UserAuth, XClient, XUnauthorized, XUnavailable, XUser
+from bot.x_client import DEFAULT_TIMEOUT, UserAuth, XClient, XUnauthorized, XUnavailable, XUser
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -118,7 +118,8 @@ class AccountService:
             scope=SCOPES,
             redirect_uri=settings.redirect_uri,
             code_challenge_method="S256",
-            timeout=httpx.Timeout(10.0, connect=5.0),
+            timeout=DEFAULT_TIMEOUT,
+            transport=x.transport,  # the process's one pool to X
         )
 
     def __repr__(self) -> str:
@@ -169,7 +170,7 @@ class AccountService:
             token_secret=token_secret,
             redirect_uri=self.settings.redirect_uri,
             verifier=verifier,
-            timeout=httpx.Timeout(10.0, connect=5.0),
+            timeout=DEFAULT_TIMEOUT,
         )
 
     # -- completing a link (the web callback) ---------------------------------------------------

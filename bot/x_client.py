@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from bot.secrets import Secret
 
@@ -19,6 +20,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_USER_FIELDS = ("profile_image_url",)
 LOOKUP_BATCH = 100
+# One pool per process for every call to X (the X client's and authlib's token calls share it): enough
+# connections for the queue's concurrency plus a burst of commands, and keep-alive for all of them.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0)
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 # -- errors, caught by meaning ----------------------------------------------------------------
@@ -227,12 +232,15 @@ class XClient:
         consumer_key: str | None = None,
         consumer_secret: Secret | None = None,
     ) -> None:
+        # httpx's own transport costs 1.6 ms a request on loopback and 4 ms with 500 in flight; aiohttp's
+        # connection pool under httpx's API costs 0.6 and 0.5 ms (`python -m bench transport`).
+        self.transport: httpx.AsyncBaseTransport = transport or AiohttpTransport(limits=POOL_LIMITS)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            transport=transport,
+            transport=self.transport,
             headers={"User-Agent": "mutebot/0.1"},
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            limits=POOL_LIMITS,
         )
         self.retries = retries
         self.rate_limits = RateLimits(clock=clock)
