@@ -35,6 +35,10 @@ def test_the_wheel_ships_the_migrations_and_the_console_script(tmp_path: Path) -
         metadata = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     assert "migrations/0001_initial.sql" in names
     assert "bot/py.typed" in names
+    # every module of the engine and the cogs, so that a new package is not left out of `pip install .`
+    sources = {p.relative_to(ROOT).as_posix() for folder in ("bot", "cogs", "migrations")
+               for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".sql") and "__pycache__" not in p.parts}
+    assert sources - names == set()
     assert "mutebot = bot.cli:main" in entry_points
     assert "License-Expression: MIT" in metadata.splitlines()
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
