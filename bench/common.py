@@ -24,3 +24,12 @@ def report(label: str, value: float, target: float, unit: str, *, lower_is_bette
     print(f"  [{verdict}] {label:<58} {value:10.2f} {unit:<6} target {'<=' if lower_is_better else '>='} "
           f"{target:g} {unit}  (ratio {ratio:.2f})")
     return ok
+
+
+def report_ratio(label: str, value: float, floor: float, limit: float, *, higher_is_better: bool = False) -> bool:
+    """A measure against its floor from the same run: the ratio is what the target bounds."""
+    ratio = value / floor if floor else float("nan")
+    ok = ratio >= limit if higher_is_better else ratio <= limit
+    print(f"  [{'OK ' if ok else 'MISS'}] {label:<58} {value:10.2f} vs {floor:10.2f}  ratio {ratio:.2f} "
+          f"target {'>=' if higher_is_better else '<='} {limit:g}")
+    return ok

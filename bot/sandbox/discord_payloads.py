@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import mimetypes
 import time
@@ -163,6 +164,9 @@ class InteractionRecord:
     followup_ids: list[int] = field(default_factory=list)
     modal: JSON | None = None
     choices: list[JSON] | None = None
+    # Set on every change to this interaction's answer, so a member waits on their own interaction only
+    # (a shared wake-up for every waiter costs O(waiters) per change, which distorts a 500-command burst).
+    changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     @property
     def complete(self) -> bool:

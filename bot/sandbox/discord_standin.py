@@ -218,6 +218,16 @@ class DiscordStandIn:
     async def wait_until_ready(self, timeout: float = 10) -> None:
         await self.wait_for_state(lambda: self._ready, timeout, "the bot to connect and receive READY")
 
+    async def wait_for_answer(self, record: InteractionRecord, timeout: float = 10, what: str = "") -> None:
+        """Wait, woken only by changes to this interaction, until the bot has finished answering it."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not record.complete:
+                    record.changed.clear()
+                    await record.changed.wait()
+        except TimeoutError:
+            raise StandInTimeout(self._explain(what or "the answer", timeout)) from None
+
     async def wait_for_state(self, predicate: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
         """Wait, woken by every change the bot makes, until ``predicate()`` holds."""
         try:
@@ -368,10 +378,12 @@ class DiscordStandIn:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _bump(self) -> None:
+    def _bump(self, record: InteractionRecord | None = None) -> None:
         # One event per change: every waiter wakes, re-checks its predicate, and waits on the new one.
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        if record is not None:
+            record.changed.set()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def run() -> None:
@@ -906,7 +918,7 @@ class DiscordStandIn:
             record.modal = data
         record.callback_type = kind
         record.acked_at = now
-        self._bump()
+        self._bump(record)
         interaction: JSON = {
             "id": str(record.id),
             "type": record.type,
@@ -945,7 +957,7 @@ class DiscordStandIn:
             message = self._new_message(record.channel_id, record.guild_id, body, files, webhook=True)
         record.followup_ids.append(message.id)
         self._mark_content(record)
-        self._bump()
+        self._bump(record)
         return json_response(message.to_json())
 
     async def _webhook_message(self, request: web.Request) -> web.StreamResponse:
@@ -959,7 +971,7 @@ class DiscordStandIn:
             raise DiscordApiError(404, 10008, "Unknown Message")
         if request.method == "DELETE":
             message.deleted = True
-            self._bump()
+            self._bump(record)
             return web.Response(status=204)
         if request.method == "PATCH":
             body, files = await self._read_body(request)
@@ -967,7 +979,7 @@ class DiscordStandIn:
             if target == record.original_message_id:
                 record.original_edited = True
             self._mark_content(record)
-            self._bump()
+            self._bump(record)
         return json_response(message.to_json())
 
     # -- channels and DMs ------------------------------------------------------------------------

@@ -342,7 +342,7 @@ async def _select(
 
 async def _answered(standin: DiscordStandIn, record: InteractionRecord, member: Member, what: str) -> Reply:
     reply = Reply(standin, record, member)
-    await standin.wait_for_state(lambda: record.complete, member.reply_timeout, f"the bot to answer {what}")
+    await standin.wait_for_answer(record, member.reply_timeout, f"the bot to answer {what}")
     return reply
 
 
