@@ -7,7 +7,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ T = TypeVar("T")
 SCOPES = "tweet.read users.read mute.read mute.write offline.access"
 STATE_TTL = 600.0
 REFRESH_MARGIN = 120.0
+UNSEALED_SIZE = 4096  # members whose decrypted credentials stay in memory between commands
 
 
 class LinkFailed(Exception):
@@ -105,6 +106,7 @@ class AccountService:
         self.x = x
         self.clock = clock
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._unsealed: OrderedDict[int, Credentials] = OrderedDict()
         self.refreshes = 0
         self.on_linked: Callable[[int, XUser], Awaitable[None]] | None = None
         self.on_relink_needed: Callable[[int], Awaitable[None]] | None = None
@@ -308,12 +310,22 @@ class AccountService:
         return row
 
     def _credentials(self, row: LinkRow, access: Secret | None = None) -> Credentials:
+        """Decrypted once per stored token, not once per command: kept while the row holds the same one."""
+        account = _account(row)
+        held = self._unsealed.get(row.member_id)
+        if held is not None and held.sealed_access == row.access_token and held.account == account:
+            self._unsealed.move_to_end(row.member_id)
+            return held
         access = access or self.vault.decrypt(row.access_token)
         if row.auth_kind == "oauth1" and row.token_secret is not None:
             auth = self._auth1(row.x_user_id, access, self.vault.decrypt(row.token_secret))
         else:
             auth = UserAuth(row.x_user_id, access)
-        return Credentials(_account(row), auth, row.access_token)
+        creds = Credentials(account, auth, row.access_token)
+        self._unsealed[row.member_id] = creds
+        while len(self._unsealed) > UNSEALED_SIZE:
+            self._unsealed.popitem(last=False)
+        return creds
 
     async def _refresh(self, discord_user_id: int, *, stale: bytes) -> Credentials:
         """One refresh per account at a time; whoever waited behind it reuses the new token."""
@@ -392,6 +404,7 @@ class AccountService:
                 self.store.delete(batch, discord_user_id)
                 self.stores.mutes.forget_cache(batch, discord_user_id)
                 self.stores.queue.cancel_for_member(batch, discord_user_id, outcome="unlinked", now=now)
+            self._unsealed.pop(discord_user_id, None)
         await self._revoke_row(row)
         return _account(row)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from bot.store.database import Batch, Database
@@ -11,6 +12,9 @@ from bot.x_client import LookupResult, UserAuth, XClient, XUser, XUserNotFound
 
 FOUND_TTL = 7 * 24 * 3600.0
 MISS_TTL = 6 * 3600.0
+# Names looked up lately, in memory as well: a /mute of a known account then reads no database at all.
+RECENT_SIZE = 10_000
+RECENT_TTL = 300.0
 
 
 def _user(known: KnownUser) -> XUser:
@@ -32,9 +36,25 @@ class UserDirectory:
         self.found_ttl = found_ttl
         self.miss_ttl = miss_ttl
         self.clock = clock
+        self._recent: OrderedDict[str, tuple[XUser, float]] = OrderedDict()
 
     def remember(self, batch: Batch, users: Sequence[XUser]) -> None:
         self.store.remember(batch, [_known(u) for u in users], self.clock())
+        batch.on_commit(lambda: self._keep(users))
+
+    def _keep(self, users: Sequence[XUser]) -> None:
+        until = time.monotonic() + RECENT_TTL
+        for user in users:
+            self._recent[user.username.lower()] = (user, until)
+            self._recent.move_to_end(user.username.lower())
+        while len(self._recent) > RECENT_SIZE:
+            self._recent.popitem(last=False)
+
+    def _recently(self, username: str) -> XUser | None:
+        held = self._recent.get(username.lower())
+        if held is None or held[1] <= time.monotonic():
+            return None
+        return held[0]
 
     async def cached(self, usernames: Sequence[str]) -> tuple[dict[str, XUser], set[str]]:
         """Fresh cache entries: (found by lower-case name, names known not to exist)."""
@@ -68,8 +88,12 @@ class UserDirectory:
     async def resolve(self, auth: UserAuth, username: str, batch: Batch | None = None) -> XUser:
         """One name: from the cache, else from X; what X says is remembered in the caller's `batch`
         (or at once without one; a miss is always remembered at once, since the command ends there)."""
+        recent = self._recently(username)
+        if recent is not None:
+            return recent
         found, missing = await self.cached([username])
         if username.lower() in found:
+            self._keep([found[username.lower()]])
             return found[username.lower()]
         if username.lower() in missing:
             raise XUserNotFound(username)
