@@ -105,3 +105,26 @@ async def test_database_file_is_readable_by_its_owner_only(tmp_path: Path) -> No
         assert (tmp_path / "p.sqlite3").stat().st_mode & 0o077 == 0
     finally:
         await db.close()
+
+
+async def test_the_kept_total_follows_every_change_to_the_cache(tmp_path: Path) -> None:
+    stores = await Stores.open(tmp_path / "t.sqlite3")
+    db = stores.db
+    try:
+        await db.migrate()
+        async with db.batch() as batch:
+            stores.mutes.replace_all(batch, 3, [CachedMute(str(i), f"u{i}", "") for i in range(10)], 1.0)
+        assert await stores.mutes.count(3) == 10
+        async with db.batch() as batch:
+            stores.mutes.record(batch, 3, "99", "new", "", muted=True, manual=True, now=2.0)
+            stores.mutes.record(batch, 3, "1", "u1", "", muted=True, manual=True, now=2.0)  # already there
+            stores.mutes.record(batch, 3, "2", "u2", "", muted=False, manual=True, now=2.0)
+            stores.mutes.record(batch, 3, "404", "gone", "", muted=False, manual=True, now=2.0)  # never there
+        counted = await db.fetchval("SELECT count(*) FROM cached_mutes WHERE discord_user_id = 3")
+        assert counted == 10
+        assert await stores.mutes.count(3) == counted
+        async with db.batch() as batch:
+            stores.mutes.forget_cache(batch, 3)
+        assert await stores.mutes.count(3) == 0
+    finally:
+        await db.close()

@@ -64,9 +64,10 @@ class MuteStore:
             [(member_id, u.x_user_id, u.username, u.name, index) for index, u in enumerate(users)],
         )
         batch.execute(
-            "INSERT INTO mute_cache_state (discord_user_id, fetched_at) VALUES (?, ?)"
-            " ON CONFLICT (discord_user_id) DO UPDATE SET fetched_at = excluded.fetched_at",
-            (member_id, now),
+            "INSERT INTO mute_cache_state (discord_user_id, fetched_at, total) VALUES"
+            " (?, ?, (SELECT count(*) FROM cached_mutes WHERE discord_user_id = ?))"
+            " ON CONFLICT (discord_user_id) DO UPDATE SET fetched_at = excluded.fetched_at, total = excluded.total",
+            (member_id, now, member_id),
         )
 
     def forget_cache(self, batch: Batch, member_id: int) -> None:
@@ -88,6 +89,10 @@ class MuteStore:
         return None if value is None else float(value)
 
     async def count(self, member_id: int) -> int:
+        """From the total the triggers of migration 0004 keep; counted only for a cache never fetched."""
+        total = await self.db.fetchval("SELECT total FROM mute_cache_state WHERE discord_user_id = ?", (member_id,))
+        if total is not None:
+            return int(total)
         return int(await self.db.fetchval("SELECT count(*) FROM cached_mutes WHERE discord_user_id = ?",
                                           (member_id,)))
 
