@@ -331,6 +331,10 @@ class Database:
         """One write in its own transaction (or in the current one); returns the changed row count."""
         async with self.batch() as batch:
             pending = batch.execute(sql, params)
+        return await self._answer(pending)
+
+    async def _answer(self, pending: Pending[T]) -> T:
+        """Inside a transaction, send what is queued so the answer exists; outside, the batch already ran."""
         current = _current_transaction()
         if current is not None:
             await self._flush(current)
@@ -361,11 +365,8 @@ class Database:
     async def returning(self, sql: str, params: Params = ()) -> list[Row]:
         """A write with `RETURNING`, in its own transaction or the current one."""
         async with self.batch() as batch:
-            pending = batch.fetchall(sql, params)
-        current = _current_transaction()
-        if current is not None:
-            await self._flush(current)
-        return pending.value
+            rows = batch.fetchall(sql, params)
+        return await self._answer(rows)
 
     async def ping(self) -> bool:
         return bool(await self.fetchval("SELECT 1") == 1)
