@@ -298,9 +298,6 @@ class AccountService:
             return await self._refresh(discord_user_id, stale=row.access_token)
         return self._credentials(row)
 
-    async def auth_for(self, discord_user_id: int) -> UserAuth:
-        return (await self.credentials(discord_user_id)).auth
-
     async def _usable_row(self, discord_user_id: int, *, fresh: bool = False) -> LinkRow:
         row = await self.store.link(discord_user_id, fresh=fresh)
         if row is None:

@@ -215,8 +215,6 @@ class MuteLists:
             self.store.audit(batch, guild_id, actor, "add" if added else "update", mute_list.id, now,
                              x_user_id=user.id, username=user.username, reason=reason)
             queued = await self._follow_additions(batch, mute_list.id, [Target(user.id, user.username)]) if added else 0
-        if queued:
-            self.queue.poke()
         return mute_list, user, added, queued
 
     async def remove(self, guild_id: int, actor: int, name: str, username: str) -> tuple[MuteList, ListEntry, int]:
@@ -240,11 +238,9 @@ class MuteLists:
             queued = 0
             for member_id in await self.store.subscribers(mute_list.id):
                 if await self._only_reason(member_id, entry.x_user_id, mute_list.id):
-                    self.queue_store.enqueue(batch, member_id, "unmute", [Target(entry.x_user_id, entry.username)],
-                                             cause="list", list_id=mute_list.id, job_id=None, now=now)
-                    queued += 1
-        if queued:
-            self.queue.poke()
+                    queued += self.queue.enqueue(batch, member_id, "unmute",
+                                                 [Target(entry.x_user_id, entry.username)], cause="list",
+                                                 list_id=mute_list.id)
         await self.queue.settle_jobs(jobs)
         return mute_list, entry, queued
 
@@ -330,8 +326,6 @@ class MuteLists:
                              added=report.added, already=report.already, problems=len(report.problems))
             report.queued_for = await self._follow_additions(batch, mute_list.id,
                                                              [Target(u.id, u.username) for u in new])
-        if report.queued_for:
-            self.queue.poke()
         return mute_list, report
 
     async def publish(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, int, int, int]:
@@ -348,8 +342,6 @@ class MuteLists:
             self.store.audit(batch, guild_id, actor, "publish", mute_list.id, now, added=len(new),
                              already=len(mine) - len(new))
             queued = await self._follow_additions(batch, mute_list.id, new)
-        if queued:
-            self.queue.poke()
         return mute_list, len(new), len(mine) - len(new), queued
 
     # -- members ------------------------------------------------------------------------------------------
@@ -367,7 +359,6 @@ class MuteLists:
         subscribers = await self.store.subscribers(list_id)
         linked = await self.accounts.store.linked_members(subscribers)
         count = 0
-        now = self.clock()
         for member_id in subscribers:
             own_x_id = linked.get(member_id)
             if own_x_id is None:
@@ -376,8 +367,7 @@ class MuteLists:
             wanted = [t for t in targets if t.x_user_id not in muted and t.x_user_id not in unmuted
                       and t.x_user_id != own_x_id]
             if wanted:
-                self.queue_store.enqueue(batch, member_id, "mute", wanted, cause="list", list_id=list_id,
-                                         job_id=None, now=now)
+                self.queue.enqueue(batch, member_id, "mute", wanted, cause="list", list_id=list_id)
                 count += 1
         return count
 
@@ -420,9 +410,7 @@ class MuteLists:
                 total=len(wanted), already_muted=already, kept_unmuted=kept,
                 progress_channel_id=progress_channel_id, progress_message_id=progress_message_id,
             )
-            self.queue_store.enqueue(batch, member_id, "mute", wanted, cause="list", list_id=mute_list.id,
-                                     job_id=job_id, now=self.clock())
-        self.queue.poke()
+            self.queue.enqueue(batch, member_id, "mute", wanted, cause="list", list_id=mute_list.id, job_id=job_id)
         await self.queue.report_now(job_id)
         return mute_list, Applied(job_id, len(wanted), already, kept)
 
@@ -459,9 +447,8 @@ class MuteLists:
                     title=f"Undoing the list {mute_list.name}", total=len(to_unmute),
                     progress_channel_id=progress_channel_id, progress_message_id=progress_message_id,
                 )
-                self.queue_store.enqueue(batch, member_id, "unmute", to_unmute, cause="list", list_id=mute_list.id,
-                                         job_id=job_id, now=self.clock())
-        self.queue.poke()
+                self.queue.enqueue(batch, member_id, "unmute", to_unmute, cause="list", list_id=mute_list.id,
+                                   job_id=job_id)
         await self.queue.settle_jobs(jobs, cancelled=True)
         if job_id is not None:
             await self.queue.report_now(job_id)

@@ -147,18 +147,18 @@ class ActionQueue:
             now=self.clock(),
         )
 
-    async def enqueue(
-        self, member_id: int, kind: str, targets: Sequence[Target], *, cause: str, list_id: int | None = None,
-        job_id: int | None = None,
+    def enqueue(
+        self, batch: Batch, member_id: int, kind: str, targets: Sequence[Target], *, cause: str,
+        list_id: int | None = None, job_id: int | None = None,
     ) -> int:
+        """Queue actions in the caller's write; the worker is woken once it has committed."""
         if kind not in ENDPOINTS:
             raise ValueError(kind)
         if not targets:
             return 0
-        async with self.db.batch() as batch:
-            self.store.enqueue(batch, member_id, kind, targets, cause=cause, list_id=list_id, job_id=job_id,
-                               now=self.clock())
-        self.poke()
+        self.store.enqueue(batch, member_id, kind, targets, cause=cause, list_id=list_id, job_id=job_id,
+                           now=self.clock())
+        batch.on_commit(self.poke)
         return len(targets)
 
     async def cancel_for_list(

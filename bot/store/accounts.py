@@ -162,9 +162,6 @@ class AccountStore:
                 found[int(row["discord_user_id"])] = str(row["x_user_id"])
         return found
 
-    async def count(self) -> int:
-        return int(await self.db.fetchval("SELECT count(*) FROM linked_accounts"))
-
     # -- pending authorisations --------------------------------------------------------------------------
 
     async def add_state(

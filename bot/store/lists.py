@@ -265,12 +265,6 @@ class ListStore:
             (guild_id, actor, action, list_id, json.dumps(detail, sort_keys=True), now),
         )
 
-    async def audit_trail(self, guild_id: int, limit: int = 100) -> list[tuple[str, dict[str, object]]]:
-        rows = await self.db.fetchall(
-            "SELECT action, detail FROM audit_log WHERE guild_id = ? ORDER BY id DESC LIMIT ?", (guild_id, limit)
-        )
-        return [(str(r["action"]), json.loads(r["detail"])) for r in rows]
-
     async def purge_audit(self, before: float) -> int:
         """Retention: audit lines older than the horizon go."""
         return await self.db.execute("DELETE FROM audit_log WHERE at < ?", (before,))

@@ -7,7 +7,7 @@ The cache holds each member's mutes as last read from X (kept in step by /mute, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.store.database import Batch, Database, Pending
@@ -77,11 +77,6 @@ class MuteStore:
 
     # -- reads --------------------------------------------------------------------------------------------
 
-    async def is_muted(self, member_id: int, x_user_id: str) -> bool:
-        return bool(await self.db.fetchval(
-            "SELECT 1 FROM cached_mutes WHERE discord_user_id = ? AND x_user_id = ?", (member_id, x_user_id)
-        ))
-
     async def fetched_at(self, member_id: int) -> float | None:
         value = await self.db.fetchval(
             "SELECT fetched_at FROM mute_cache_state WHERE discord_user_id = ?", (member_id,)
@@ -136,16 +131,3 @@ class MuteStore:
         return {str(r["x_user_id"]) for r in await self.db.fetchall(
             "SELECT x_user_id FROM manual_choices WHERE discord_user_id = ? AND choice = 'unmuted'", (member_id,)
         )}
-
-    async def chosen(self, member_id: int, x_user_ids: Iterable[str]) -> set[str]:
-        """Which of these the member muted or unmuted by hand (a list then leaves them alone)."""
-        wanted = list(x_user_ids)
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(str(r["x_user_id"]) for r in await self.db.fetchall(
-                f"SELECT x_user_id FROM manual_choices WHERE discord_user_id = ? AND x_user_id IN ({marks})",  # noqa: S608
-                (member_id, *chunk),
-            ))
-        return found
