@@ -1,8 +1,9 @@
 """HTTP clients for the X API, against one aiohttp server in the same loop: cost per request, one at a time
 and with 500 in flight. `python -m bench transport`.
 
-The X client keeps httpx's API (authlib's clients are httpx clients too); this measures which transport
-under it is fastest, against aiohttp's own client (what discord.py uses) as the floor.
+The X client sends through aiohttp (what discord.py uses) and hands authlib's httpx clients a transport over the
+same session; this shows why: httpx's request machinery, whatever the transport under it, against aiohttp's
+own client as the floor, and mutebot's XClient itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import httpx
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
 
-from bot.x_client import POOL_LIMITS
+from bot.secrets import Secret
+from bot.x_client import POOL_LIMITS, UserAuth, XClient
 
 REQUESTS = 500
 BODY = {"data": {"id": "2244994945", "username": "XDevelopers", "name": "Developers"}}
@@ -68,6 +70,13 @@ async def run() -> dict[str, tuple[float, float]]:
                     return (await client.get(f"/2/users/by/username/u{i}")).json()
 
                 results[label] = await _measure(via_httpx)
+        async with XClient(base) as x:
+            auth = UserAuth("1", Secret("token"))
+
+            async def via_x_client(i: int) -> object:
+                return await x.user_by_username(auth, f"u{i}")
+
+            results["mutebot XClient (aiohttp + typed errors)"] = await _measure(via_x_client)
     finally:
         await runner.cleanup()
     return results

@@ -291,7 +291,10 @@ class ActionQueue:
 
         async def send(auth: UserAuth) -> bool:
             self.sent += 1
-            return await (self.x.mute(auth, target) if kind == "mute" else self.x.unmute(auth, target))
+            # The queue retries on its own, slower schedule: one call per attempt it counts.
+            if kind == "mute":
+                return await self.x.mute(auth, target, retries=0)
+            return await self.x.unmute(auth, target, retries=0)
 
         try:
             await self.accounts.call(member_id, send)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import discord
-import httpx
 from discord import app_commands
 from discord.ext import commands
 
@@ -65,7 +64,6 @@ class MuteBot(commands.Bot):
         *,
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         clock: Callable[[], float] = time.time,
-        x_transport: httpx.AsyncBaseTransport | None = None,
         guild_ready_timeout: float = 2.0,
         serving: bool = True,
     ) -> None:
@@ -88,7 +86,6 @@ class MuteBot(commands.Bot):
         self.serving = serving
         self.failed_extensions: dict[str, BaseException] = {}
         self.clock = clock
-        self._x_transport = x_transport
         self._services: Services | None = None
         self.web: WebServer | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -107,7 +104,7 @@ class MuteBot(commands.Bot):
         db = stores.db
         await db.migrate()
         vault = TokenVault(settings.token_encryption_keys)
-        x = XClient(settings.x_api_base, transport=self._x_transport, clock=self.clock,
+        x = XClient(settings.x_api_base, clock=self.clock,
                     consumer_key=settings.x_consumer_key, consumer_secret=settings.x_consumer_secret)
         directory = UserDirectory(stores.directory, x, clock=self.clock)
         accounts = AccountService(settings, stores, vault, x, clock=self.clock)

@@ -37,6 +37,13 @@ async def test_every_accepted_form_mutes(sandbox: Sandbox, linked: Member, typed
     assert sandbox.x.mutes_of("user1") == [sandbox.x.user("user5").id]
 
 
+async def test_a_mute_is_sent_again_when_x_answers_503(sandbox: Sandbox, linked: Member) -> None:
+    sandbox.x.fail_next["POST /2/users/:id/muting"] = 1
+    reply = await linked.slash("mute", username="user6")
+    assert reply.embeds[0]["title"] == "Muted on X", reply
+    assert sandbox.x.mutes_of("user1") == [sandbox.x.user("user6").id]
+
+
 async def test_unmute_and_the_cache_follows(sandbox: Sandbox, linked: Member) -> None:
     await linked.slash("mute", username="user2")
     await linked.slash("mute", username="user3")

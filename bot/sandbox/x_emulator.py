@@ -438,6 +438,7 @@ class XEmulator:
         self.consumer_secret = consumer_secret
         self._clock = clock
         self.error_rate = 0.0
+        self.fail_next: dict[str, int] = {}  # endpoint key ("POST /2/users/:id/muting") -> 503s still to answer
         self.latency = 0.0
         self.usage_capped = False
         self.calls: collections.Counter[str] = collections.Counter()
@@ -682,7 +683,10 @@ class XEmulator:
             await asyncio.sleep(self.latency)
         path = request.path
         is_api = path.startswith(("/2/", "/1.1/"))
-        if is_api and self.error_rate > 0 and self._rng.random() < self.error_rate:
+        failing = key is not None and self.fail_next.get(key, 0) > 0
+        if failing:
+            self.fail_next[key] -= 1  # type: ignore[index]
+        if is_api and (failing or (self.error_rate > 0 and self._rng.random() < self.error_rate)):
             resp: web.StreamResponse = (
                 v11_error((130, "Over capacity"), 503)
                 if path.startswith("/1.1/")
