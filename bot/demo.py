@@ -18,6 +18,8 @@ from bot.sandbox.members import Attachment, Member, Message, Reply
 WINDOW_SECONDS = 3.0  # X's 15-minute rate window, compressed so the queue's progress is visible in seconds
 LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)]+)\)")
 TIMESTAMP = re.compile(r"<t:(\d+):R>")
+CODE_SPAN = re.compile(r"(`[^`]+`)")
+ESCAPE = re.compile(r"\\([\\`*_~|>#\[\]()<:-])")  # markdown escapes outside code spans, as Discord drops them
 
 
 class StepFailed(Exception):
@@ -29,15 +31,21 @@ def expect(condition: bool, what: str) -> None:
         raise StepFailed(what)
 
 
-def _plain(text: str) -> str:
-    """Discord markdown made readable in a terminal."""
-    text = LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>", text).replace("\\_", "_")
+def as_discord_shows(text: str) -> str:
+    """What Discord shows for `text`, in a terminal: code spans as they are (Discord shows their contents
+    literally, backslashes included), and outside them links, relative times, bold and escapes as Discord renders
+    them, with nothing else smoothed over, so a wrong escape shows here as it would in Discord."""
+    return "".join(part if CODE_SPAN.fullmatch(part) else _rendered(part) for part in CODE_SPAN.split(text))
 
+
+def _rendered(text: str) -> str:
     def relative(match: re.Match[str]) -> str:
         delta = int(match.group(1)) - time.time()
         return f"in {delta:.0f} s" if delta >= 0 else f"{-delta:.0f} s ago"
 
-    return TIMESTAMP.sub(relative, text).replace("**", "")
+    text = LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>", text)
+    text = TIMESTAMP.sub(relative, text).replace("**", "")
+    return ESCAPE.sub(r"\1", text)
 
 
 class Printer:
@@ -59,15 +67,15 @@ class Printer:
         tag = " (only you can see this)" if ephemeral else ""
         self.line(f"  {who}{tag}:")
         if text:
-            for row in _plain(text).splitlines():
+            for row in as_discord_shows(text).splitlines():
                 self.line(f"    {row}")
         for embed in embeds:
             if embed.get("title"):
-                self.line(f"    ┃ {_plain(str(embed['title']))}")
-            for row in _plain(str(embed.get("description", ""))).splitlines():
+                self.line(f"    ┃ {as_discord_shows(str(embed['title']))}")
+            for row in as_discord_shows(str(embed.get("description", ""))).splitlines():
                 self.line(f"    ┃ {row}")
             for field in embed.get("fields", []):
-                for index, row in enumerate(_plain(str(field["value"])).splitlines()):
+                for index, row in enumerate(as_discord_shows(str(field["value"])).splitlines()):
                     self.line(f"    ┃ {field['name'] + ': ' if index == 0 else '  '}{row}")
             if embed.get("footer", {}).get("text"):
                 self.line(f"    ┃ — {embed['footer']['text']}")

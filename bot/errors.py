@@ -49,11 +49,15 @@ class GuildOnly(MutebotError):
 
 def describe(error: BaseException) -> str:
     """The sentence a member sees for an expected error; a generic one for anything else X said."""
+    from bot.replies import code_span  # here, not at the top: bot.replies imports this module
+
     if isinstance(error, MutebotError):
         return str(error)
     if isinstance(error, InvalidUsername):
-        return f"`{error.text[:100]}` is not a valid X username: {error.reason}"
+        return f"{code_span(error.text[:100])} is not a valid X username: {error.reason}"
     if isinstance(error, XUserNotFound):
+        if not error.username:
+            return "X has no such account. Check the spelling."
         return f"There is no X account called @{error.username}. Check the spelling."
     if isinstance(error, XRateLimited):
         return (

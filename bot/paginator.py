@@ -10,7 +10,7 @@ from typing import Any
 
 import discord
 
-from bot.replies import report_error
+from bot.replies import code_span, report_error
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class JumpModal(discord.ui.Modal, title="Go to page"):
         text = self.number.value.strip()
         if not text.isdigit() or not 1 <= int(text) <= self.pages:
             await interaction.response.send_message(
-                f"`{discord.utils.escape_markdown(text[:20])}` is not a page number between 1 and {self.pages}.",
+                f"{code_span(text[:20])} is not a page number between 1 and {self.pages}.",
                 ephemeral=True,
             )
             return

@@ -19,6 +19,23 @@ COLOUR_ERROR = discord.Colour(0xE0245E)
 COLOUR_INFO = discord.Colour(0x71767B)
 
 
+def code_span(text: str) -> str:
+    """`text` in a Discord code span, shown exactly as it is.
+
+    Discord shows everything between backticks literally, escapes included (`escape_markdown` there would show
+    its backslashes), so nothing is escaped; only a backtick, which would end the span, becomes ˋ (U+02CB), which
+    looks the same, and a line break, which a name never means, a space.
+    """
+    shown = text.replace("`", "\u02cb").replace("\r", " ").replace("\n", " ")
+    return f"`{shown or ' '}`"
+
+
+def counted(count: int, singular: str, plural: str | None = None, *, bold: bool = False) -> str:
+    """`1 account`, `2 accounts` (`**2** accounts` with `bold`): a count with the word that fits it."""
+    number = f"**{count}**" if bold else str(count)
+    return f"{number} {singular if count == 1 else plural or singular + 's'}"
+
+
 def user_line(user: XUser) -> str:
     name = discord.utils.escape_markdown(user.name) if user.name else user.username
     return f"{name} ([@{user.username}]({user.url}))"
@@ -32,7 +49,6 @@ def account_embed(
         embed.description = f"{embed.description}\n{note}"
     if user.profile_image_url:
         embed.set_thumbnail(url=user.profile_image_url)
-    embed.set_footer(text=f"X user id {user.id}")
     return embed
 
 

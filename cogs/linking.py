@@ -18,6 +18,7 @@ class Linking(commands.Cog):
     @app_commands.command(name="link", description="Link your X account so mutebot can mute accounts for you")
     async def link(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        linked = await self.bot.services.accounts.account(interaction.user.id)
         start = await self.bot.services.accounts.start_link(interaction.user.id, interaction.guild_id)
         expires = f"<t:{int(start.expires_at)}:R>"
         view = discord.ui.View(timeout=None)
@@ -30,6 +31,9 @@ class Linking(commands.Cog):
                 f"your X account only. The link works once and expires {expires}."
             ),
         )
+        if linked is not None:
+            embed.description = (f"{embed.description}\nYou are linked as **@{linked.x_username}** now; approving "
+                                 "replaces that link with the account you approve.")
         if await self.bot.dm(interaction.user.id, embed=embed, view=view) is not None:
             await send_ephemeral(interaction, f"I sent you a DM with your link to X. It expires {expires}.")
         else:
@@ -41,7 +45,10 @@ class Linking(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         account = await self.bot.services.accounts.unlink(interaction.user.id)
         if account is None:
-            await send_ephemeral(interaction, "You have no linked X account; there is nothing to unlink.")
+            await send_ephemeral(interaction, embed=discord.Embed(
+                title="No X account linked", colour=COLOUR_INFO,
+                description="You have no linked X account, so there is nothing to unlink.",
+            ))
             return
         user = XUser(account.x_user_id, account.x_username, account.x_name, account.x_avatar_url)
         await send_ephemeral(interaction, embed=account_embed(

@@ -1,4 +1,4 @@
-"""/mutelist: a server's shared mute lists — moderators curate them, members apply or follow them."""
+"""/mutelist: a server's shared mute lists — moderators curate them, members apply them or subscribe to them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bot.mutelists import MAX_IMPORT_BYTES, ImportReport, ImportTooLarge
 from bot.options import UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
 from bot.progress import DiscordProgress
-from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, send_ephemeral
+from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, code_span, counted, send_ephemeral
 from bot.runtime import MuteBot
 from bot.store.lists import MuteList
 
@@ -44,7 +44,7 @@ async def list_names(interaction: discord.Interaction, current: str) -> list[app
 
 
 def _list_title(mute_list: MuteList) -> str:
-    return f"`{discord.utils.escape_markdown(mute_list.name)}`"
+    return code_span(mute_list.name)
 
 
 class MuteListCommands(commands.Cog):
@@ -85,13 +85,13 @@ class MuteListCommands(commands.Cog):
         mute_list, subscribers, cancelled = await self.bot.services.lists.delete(guild_id, interaction.user.id, name)
         for member_id in subscribers:
             await self.bot.dm(member_id, content=(
-                f"The mute list {_list_title(mute_list)} you followed was deleted by the server's moderators. "
+                f"The mute list {_list_title(mute_list)} you subscribed to was deleted by the server's moderators. "
                 "Its queued mutes were cancelled; accounts already muted stay muted (use `/unmute` to change that)."
             ))
         await send_ephemeral(interaction, embed=discord.Embed(
             title="Mute list deleted", colour=COLOUR_INFO,
-            description=(f"{_list_title(mute_list)} is gone. {cancelled} queued action(s) cancelled; "
-                         f"{len(subscribers)} subscriber(s) told."),
+            description=(f"{_list_title(mute_list)} is gone. {counted(cancelled, 'queued action')} cancelled; "
+                         f"{counted(len(subscribers), 'subscriber')} told by DM."),
         ))
 
     @mutelist.command(name="add", description="Add an X account to a mute list (moderators)")
@@ -108,7 +108,7 @@ class MuteListCommands(commands.Cog):
         if added:
             note = f"Added to {_list_title(mute_list)}."
             if queued:
-                note += f" Queued for {queued} subscriber(s)."
+                note += f" Queued for {counted(queued, 'subscriber')}."
         else:
             note = f"Already on {_list_title(mute_list)}" + ("; reason updated." if reason else ".")
         await send_ephemeral(interaction, embed=discord.Embed(
@@ -125,13 +125,15 @@ class MuteListCommands(commands.Cog):
         guild_id = _moderator(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         mute_list, entry, queued = await self.bot.services.lists.remove(guild_id, interaction.user.id, name, username)
-        note = f" Unmuting for {queued} subscriber(s) for whom this list was the only reason." if queued else ""
+        note = (f" Unmuting it for {counted(queued, 'subscriber')} for whom this list was the only reason."
+                if queued else "")
         await send_ephemeral(interaction, embed=discord.Embed(
             title="Mute list entry removed", colour=COLOUR_INFO,
             description=f"@{entry.username or entry.x_user_id} is no longer on {_list_title(mute_list)}.{note}",
         ))
 
-    @mutelist.command(name="import", description="Add many accounts from a CSV or a one-username-per-line file")
+    @mutelist.command(name="import", description="Add many accounts from a CSV or a one-username-per-line file "
+                      "(moderators)")
     @app_commands.describe(file="CSV with a `username` or `id` column, or one username per line (≤ 10,000 rows)")
     @app_commands.autocomplete(name=list_names)
     @app_commands.default_permissions(manage_guild=True)
@@ -157,11 +159,11 @@ class MuteListCommands(commands.Cog):
         mute_list, added, already, queued = await self.bot.services.lists.publish(
             guild_id, interaction.user.id, name
         )
-        note = f" Queued for {queued} subscriber(s)." if queued else ""
+        note = f" Queued for {counted(queued, 'subscriber')}." if queued else ""
         await send_ephemeral(interaction, embed=discord.Embed(
             title="Your mutes published", colour=COLOUR_OK,
-            description=(f"Added **{added}** account(s) to {_list_title(mute_list)}; "
-                         f"{already} were already on it.{note}"),
+            description=(f"Added {counted(added, 'account', bold=True)} to {_list_title(mute_list)}; "
+                         f"{already} {'was' if already == 1 else 'were'} already on it.{note}"),
         ))
 
     # -- everyone ----------------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ class MuteListCommands(commands.Cog):
             description = f"*{discord.utils.escape_markdown(result.mute_list.description)}*\n\n{description}"
         embed = discord.Embed(title=f"Mute list: {result.mute_list.name}"[:256], colour=COLOUR_OK,
                               description=description[:4096])
-        embed.set_footer(text=f"Page {result.page + 1} of {result.pages} · {result.total} accounts")
+        embed.set_footer(text=f"Page {result.page + 1} of {result.pages} · {counted(result.total, 'account')}")
         return RenderedPage(embed, result.page, result.pages)
 
     @mutelist.command(name="all", description="This server's mute lists, with sizes and subscriber counts")
@@ -210,8 +212,8 @@ class MuteListCommands(commands.Cog):
         summaries = await self.bot.services.lists.summaries(guild_id)
         lines = []
         for s in summaries:
-            line = (f"**{discord.utils.escape_markdown(s.mute_list.name)}** — {s.entries} account(s), "
-                    f"{s.subscribers} subscriber(s)")
+            line = (f"{_list_title(s.mute_list)} — {counted(s.entries, 'account')}, "
+                    f"{counted(s.subscribers, 'subscriber')}")
             if s.mute_list.description:
                 line += f"\n  {discord.utils.escape_markdown(s.mute_list.description)}"
             lines.append(line)
@@ -253,13 +255,13 @@ class MuteListCommands(commands.Cog):
         channel_id, message_id = await self._progress_target(interaction, f"Subscribing to the list {mute_list.name}")
         _, applied, new = await lists.subscribe(guild_id, interaction.user.id, name, progress_channel_id=channel_id,
                                                 progress_message_id=message_id)
-        text = ("Subscribed to " if new else "You already follow ") + (
+        text = ("Subscribed to " if new else "You were already subscribed to ") + (
             f"{_list_title(mute_list)}: **{applied.to_send}** to mute now, {applied.already_muted} already muted. "
             "Accounts added later are muted for you too; removals unmute where this list was the only reason."
         )
         await self._answer(interaction, channel_id, text)
 
-    @mutelist.command(name="unsubscribe", description="Stop following a list; with undo, unmute what it alone muted")
+    @mutelist.command(name="unsubscribe", description="Unsubscribe from a list; with undo, unmute what it alone muted")
     @app_commands.describe(undo="Also unmute the accounts this list alone muted for you")
     @app_commands.autocomplete(name=list_names)
     async def unsubscribe(self, interaction: discord.Interaction, name: NameOption, undo: bool = False) -> None:
@@ -274,11 +276,12 @@ class MuteListCommands(commands.Cog):
             channel_id, message_id = await self._progress_target(interaction, f"Undoing the list {mute_list.name}")
         _, result = await lists.unsubscribe(guild_id, interaction.user.id, name, undo=undo,
                                             progress_channel_id=channel_id, progress_message_id=message_id)
-        text = ("Unsubscribed from " if result.was_subscribed else "You did not follow ") + f"{_list_title(mute_list)}."
+        text = ("Unsubscribed from " if result.was_subscribed else "You were not subscribed to ") + (
+            f"{_list_title(mute_list)}.")
         if result.cancelled:
-            text += f" {result.cancelled} queued mute(s) cancelled."
+            text += f" {counted(result.cancelled, 'queued mute')} cancelled."
         if undo:
-            text += f" Unmuting **{result.to_unmute}** account(s) this list alone had muted."
+            text += f" Unmuting {counted(result.to_unmute, 'account', bold=True)} this list alone had muted."
             await self._answer(interaction, channel_id, text)
         else:
             await send_ephemeral(interaction, embed=discord.Embed(description=text, colour=COLOUR_INFO))
@@ -296,11 +299,11 @@ class MuteListCommands(commands.Cog):
 
 def _import_report(mute_list: MuteList, report: ImportReport) -> tuple[discord.Embed, discord.File | None]:
     problems = report.problems
-    summary = (f"{report.rows} row(s) read: **{report.added}** added to {_list_title(mute_list)}, "
+    summary = (f"{counted(report.rows, 'row')} read: **{report.added}** added to {_list_title(mute_list)}, "
                f"{report.already} already on it, {len(problems)} not usable.")
     if report.queued_for:
-        summary += f" Queued for {report.queued_for} subscriber(s)."
-    lines = [f"line {p.line}: `{discord.utils.escape_markdown(p.text[:40])}` — {p.reason}" for p in problems]
+        summary += f" Queued for {counted(report.queued_for, 'subscriber')}."
+    lines = [f"line {p.line}: {code_span(p.text[:40])} — {p.reason}" for p in problems]
     shown = "\n".join(lines[:15])
     attachment: discord.File | None = None
     if len(lines) > 15:

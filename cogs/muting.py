@@ -8,7 +8,7 @@ from discord.ext import commands
 
 from bot.options import UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
-from bot.replies import COLOUR_INFO, COLOUR_OK, account_embed, send_ephemeral, user_line
+from bot.replies import COLOUR_INFO, COLOUR_OK, account_embed, counted, send_ephemeral, user_line
 from bot.runtime import MuteBot
 
 
@@ -30,9 +30,9 @@ class Muting(commands.Cog):
     async def unmute(self, interaction: discord.Interaction, username: UsernameOption) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.bot.services.mutes.unmute(interaction.user.id, username)
-        note = None if outcome.changed else "It was not muted, as far as mutebot knew."
-        await send_ephemeral(interaction, embed=account_embed("Unmuted on X", outcome.user, colour=COLOUR_INFO,
-                                                              note=note))
+        title, note = ("Unmuted on X", None) if outcome.changed else (
+            "Not muted on X", "mutebot had not seen it muted; either way, your X account does not mute it now.")
+        await send_ephemeral(interaction, embed=account_embed(title, outcome.user, colour=COLOUR_INFO, note=note))
 
     @unmute.autocomplete("username")
     async def unmute_autocomplete(self, interaction: discord.Interaction, current: str) -> list[
@@ -55,7 +55,7 @@ class Muting(commands.Cog):
         if result.refresh_note:
             description += f"\n\n{result.refresh_note}"
         embed = discord.Embed(title="Your muted accounts on X", colour=COLOUR_OK, description=description[:4096])
-        embed.set_footer(text=f"Page {result.page + 1} of {result.pages} · {result.total} muted accounts")
+        embed.set_footer(text=f"Page {result.page + 1} of {result.pages} · {counted(result.total, 'muted account')}")
         embed.add_field(name="As of", value=f"<t:{int(result.fetched_at)}:R>")
         return RenderedPage(embed, result.page, result.pages)
 

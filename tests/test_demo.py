@@ -22,6 +22,9 @@ def test_demo_runs_the_whole_journey(tmp_path: Path) -> None:
                  "[██████████] 100%", "now mutes @user46", "X account unlinked"):
         assert seen in out, seen
     assert "Traceback" not in out + result.stderr
+    # Printed as Discord shows it: a code span's contents literally, so an escape there would show here too.
+    assert "line 64: `nobody_known` — " in out and "`spam`" in out
+    assert "\\_" not in out
 
 
 async def test_keep_running_serves_until_interrupted(tmp_path: Path) -> None:

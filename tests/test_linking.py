@@ -104,7 +104,9 @@ async def test_relink_revokes_the_old_token_and_unlink_forgets(sandbox: Sandbox,
     assert "unlinked" in reply.embeds[0]["title"]
     assert sandbox.x.calls["POST /2/oauth2/revoke"] == 2
     assert "not linked" in (await alice.slash("status")).embeds[0]["description"]
-    assert "nothing to unlink" in (await alice.slash("unlink")).text
+    not_linked = await alice.slash("unlink")
+    assert not_linked.ephemeral and not_linked.embeds[0]["title"] == "No X account linked"
+    assert "nothing to unlink" in not_linked.embeds[0]["description"]
 
 
 async def test_no_token_in_database_or_logs(tmp_path: Path) -> None:

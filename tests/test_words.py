@@ -1,0 +1,124 @@
+"""The words members see, as Discord receives them: names in code spans as typed, counts in proper plurals."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.replies import code_span, counted
+from bot.sandbox.harness import Sandbox
+from bot.sandbox.members import Attachment, Member
+
+ROOT = Path(__file__).resolve().parents[1]
+# Where sentences for members are written (CONTRIBUTING: words live in errors and replies; cogs render them).
+MEMBER_FACING = [ROOT / "bot" / name for name in ("errors.py", "replies.py", "progress.py", "paginator.py")]
+MEMBER_FACING += sorted((ROOT / "cogs").glob("*.py"))
+
+
+def test_code_span_shows_a_name_as_it_is_and_cannot_be_broken_out_of() -> None:
+    assert code_span("spam_bots_2") == "`spam_bots_2`"
+    assert code_span("*not bold* \\_ ~~x~~") == "`*not bold* \\_ ~~x~~`"  # nothing escaped: shown literally
+    assert code_span("a`b``c") == "`a\u02cbb\u02cb\u02cbc`"  # a backtick would end the span
+    assert code_span("two\nlines") == "`two lines`"
+    assert code_span("") == "` `"
+
+
+def test_counted_says_one_thing_or_several() -> None:
+    assert counted(1, "row") == "1 row"
+    assert counted(0, "row") == "0 rows"
+    assert counted(2, "entry", "entries") == "2 entries"
+    assert counted(3, "account", bold=True) == "**3** accounts"
+
+
+def _strings(path: Path) -> list[tuple[int, str]]:
+    """Every string literal and f-string piece in a module, with its line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append((node.lineno, node.value))
+    return found
+
+
+@pytest.mark.parametrize("path", MEMBER_FACING, ids=lambda p: p.name)
+def test_no_plural_is_written_as_s_in_parentheses(path: Path) -> None:
+    offending = [(line, text) for line, text in _strings(path) if "(s)" in text]
+    assert offending == [], f"{path.name}: use bot.replies.counted() instead of '(s)'"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bot").rglob("*.py")) + sorted((ROOT / "cogs").glob("*.py")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_nothing_is_escaped_inside_a_code_span(path: Path) -> None:
+    # Discord shows a backslash inside backticks literally: "`spam\_bots`". Code spans go through code_span().
+    assert not re.search(r"`\{[^}`]*escape_markdown", path.read_text()), path
+
+
+async def test_a_list_name_reaches_discord_without_backslashes(sandbox: Sandbox, mod: Member) -> None:
+    reply = await mod.slash("mutelist create", name="spam_bots_2")
+    description = reply.embeds[0]["description"]
+    assert description.startswith("`spam_bots_2` is ready."), description
+    assert "\\" not in description
+    everything = await mod.slash("mutelist all")
+    assert "`spam_bots_2` — 0 accounts, 0 subscribers" in everything.embeds[0]["description"]
+
+
+async def test_the_import_report_shows_rows_as_they_were_written(sandbox: Sandbox, mod: Member) -> None:
+    await sandbox.link(mod, "user1")
+    await mod.slash("mutelist create", name="spam")
+    rows = "username\nuser2\nnobody_known_x\nbad `name`\n*stars*\n"
+    reply = await mod.slash("mutelist import", name="spam", file=Attachment("spam.csv", rows.encode()))
+    embed = reply.embeds[0]
+    assert embed["description"].startswith("4 rows read: **1** added to `spam`, 0 already on it, 3 not usable.")
+    problems = embed["fields"][0]["value"]
+    assert "line 3: `nobody_known_x` — " in problems
+    assert "line 4: `bad \u02cbname\u02cb` — " in problems  # the row's backticks cannot end the span early
+    assert "line 5: `*stars*` — " in problems
+    assert "\\" not in problems
+    one = await mod.slash("mutelist import", name="spam", file=Attachment("one.txt", b"user3\n"))
+    assert one.embeds[0]["description"].startswith("1 row read: **1** added to `spam`")
+
+
+async def test_a_mistyped_username_is_quoted_as_typed(sandbox: Sandbox, alice: Member) -> None:
+    await sandbox.link(alice, "user1")
+    reply = await alice.slash("mute", username="not_a*name!")
+    assert reply.embeds[0]["description"].startswith("`not_a*name!` is not a valid X username"), reply.embeds
+
+
+async def test_unmuting_an_account_mutebot_never_saw_muted_says_so(sandbox: Sandbox, alice: Member) -> None:
+    await sandbox.link(alice, "user1")
+    reply = await alice.slash("unmute", username="user7")
+    assert reply.embeds[0]["title"] == "Not muted on X"
+    assert "does not mute it now" in reply.embeds[0]["description"]
+    assert "footer" not in reply.embeds[0]  # no "X user id 1000000007" for members to puzzle over
+    muted = await alice.slash("mute", username="user7")
+    assert muted.embeds[0]["title"] == "Muted on X" and "footer" not in muted.embeds[0]
+    assert (await alice.slash("unmute", username="user7")).embeds[0]["title"] == "Unmuted on X"
+
+
+async def test_link_while_linked_names_the_linked_account(sandbox: Sandbox, alice: Member) -> None:
+    await sandbox.link(alice, "user1")
+    await alice.slash("link")
+    dm = (await alice.dms())[-1]
+    assert "You are linked as **@user1** now" in dm.embeds[0]["description"]
+    first = await sandbox.member("bob").slash("link")
+    assert "linked as" not in str(first.embeds) + str(await sandbox.member("bob").dms())
+
+
+async def test_unsubscribing_from_a_list_one_never_subscribed_to_says_subscribe(
+    sandbox: Sandbox, mod: Member, alice: Member
+) -> None:
+    await mod.slash("mutelist create", name="spam")
+    reply = await alice.slash("mutelist unsubscribe", name="spam")
+    assert reply.embeds[0]["description"] == "You were not subscribed to `spam`."
+
+
+def test_every_moderator_command_says_so_in_its_description(sandbox: Sandbox) -> None:
+    assert sandbox.bot is not None
+    [group] = [c for c in sandbox.bot.tree.get_commands() if c.name == "mutelist"]
+    descriptions = {c.name: c.description for c in group.walk_commands()}  # type: ignore[union-attr]
+    for name in ("create", "delete", "add", "remove", "import", "publish"):
+        assert descriptions[name].endswith("(moderators)"), (name, descriptions[name])
+    for name in ("export", "show", "all", "apply", "subscribe", "unsubscribe"):
+        assert "(moderators)" not in descriptions[name], name
