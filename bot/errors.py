@@ -61,11 +61,12 @@ def describe(error: BaseException) -> str:
         return f"There is no X account called @{error.username}. Check the spelling."
     if isinstance(error, XRateLimited):
         return (
-            "X's rate limit for this is used up for now. "
-            f"Try again <t:{int(error.reset_at) + 1}:R>."
+            "X allows only so many of these every 15 minutes, and that limit is reached. "
+            f"Try again <t:{int(error.reset_at) + 1}:R>; nothing was changed."
         )
     if isinstance(error, XUsageCapped):
-        return "This X app has reached its monthly usage cap; X refuses further calls until the cap resets."
+        return ("mutebot has reached its monthly usage cap at X, so X refuses more requests until the cap resets. "
+                "Nothing was changed.")
     if isinstance(error, XUnavailable):
         return "X is not answering right now. Nothing was changed; please try again in a minute."
     if isinstance(error, XUnauthorized):

@@ -42,11 +42,10 @@ def duration(seconds: float) -> str:
 def pause_sentence(kind: str | None, until: float | None) -> str:
     if kind == PAUSE_USAGE_CAP:
         when = f"<t:{int(until)}:R>" if until else "later"
-        return (f"X's monthly usage cap for this app is reached; everything queued waits and is retried "
-                f"{when}.")
+        return f"mutebot has reached its monthly usage cap at X; everything queued waits and is retried {when}."
     if kind == PAUSE_RELINK:
         return "X needs you to run `/link` again; the rest waits until then."
-    return "waiting"
+    return "waiting for X"
 
 
 def render_progress(job: JobProgress) -> str:
@@ -56,7 +55,7 @@ def render_progress(job: JobProgress) -> str:
     elif job.over:
         lines.append("Cancelled." if job.status == "cancelled" else "Finished.")
     elif job.eta_seconds is not None and job.total:
-        lines.append(f"About {duration(job.eta_seconds)} left (X allows a limited number of changes per window).")
+        lines.append(f"About {duration(job.eta_seconds)} left (X accepts only so many changes every 15 minutes).")
     return "\n".join(lines)
 
 

@@ -75,7 +75,8 @@ class Linking(commands.Cog):
         note += f"\nPending queued actions: **{pending}**" if pending else "\nNo queued actions."
         paused_until = await services.queue.paused_until() if pending else 0.0
         if paused_until:
-            note += f"\n⏸️ X's usage cap for this app is reached: queued work resumes <t:{int(paused_until)}:R>."
+            note += ("\n⏸️ mutebot has reached its monthly usage cap at X; queued work resumes "
+                     f"<t:{int(paused_until)}:R>.")
         await send_ephemeral(interaction, embed=account_embed("Your linked X account", user, note=note))
 
 
