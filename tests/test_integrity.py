@@ -1,0 +1,138 @@
+"""Integrity of lists and the queue (issue 14): nothing lost, nothing left behind, nothing done twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from bot.sandbox.harness import Sandbox
+from bot.sandbox.members import Attachment, Member
+from bot.store.database import Database
+from tests.test_mutelists import apply_and_wait, description, entries, ids, wait_idle
+
+
+def db_of(sandbox: Sandbox) -> Database:
+    assert sandbox.bot is not None
+    return sandbox.bot.services.db
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10, what: str = "the condition") -> None:
+    """Poll the bot's state (the database) until `check` holds."""
+    for _ in range(int(timeout / 0.02)):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def actions_of(sandbox: Sandbox, member: Member, *, status: str | None = None, kind: str | None = None) -> int:
+    sql = "SELECT count(*) FROM actions WHERE discord_user_id = ?"
+    params: list[object] = [member.id]
+    if status is not None:
+        sql += " AND status = ?"
+        params.append(status)
+    if kind is not None:
+        sql += " AND kind = ?"
+        params.append(kind)
+    return int(await db_of(sandbox).fetchval(sql, params))
+
+
+def finished(title: str = "") -> Callable[..., bool]:
+    def check(message: object) -> bool:
+        embeds = getattr(message, "embeds", [])
+        heading = str(embeds[0].get("title", "")) if embeds else ""
+        return heading.startswith(("Finished", "Cancelled")) and title in heading
+
+    return check
+
+
+@pytest.fixture
+async def linked_mod(sandbox: Sandbox, mod: Member) -> Member:
+    await sandbox.link(mod, "user1")
+    return mod
+
+
+async def make_list(mod: Member, name: str, *usernames: str, reason: str | None = None) -> None:
+    reply = await mod.slash("mutelist create", name=name)
+    assert reply.embeds[0]["title"] == "Mute list created", reply
+    for username in usernames:
+        options: dict[str, object] = {"reason": reason} if reason else {}
+        reply = await mod.slash("mutelist add", name=name, username=username, **options)
+        assert "Added to" in description(reply), reply
+
+
+# -- item 4: an entry and its subscribers' actions commit together --------------------------------------
+
+
+async def refuse_actions_for(sandbox: Sandbox, member: Member) -> None:
+    """A real write failure at the moment a subscriber's actions are stored (as a full disk or an I/O
+    error would cause): SQLite refuses every new action for this member until `allow_actions`."""
+    await db_of(sandbox).execute(
+        "CREATE TRIGGER refuse_actions BEFORE INSERT ON actions"
+        f" WHEN NEW.discord_user_id = {int(member.id)} BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    )
+
+
+async def allow_actions(sandbox: Sandbox) -> None:
+    await db_of(sandbox).execute("DROP TRIGGER refuse_actions")
+
+
+async def two_subscribers(sandbox: Sandbox, mod: Member, alice: Member, bob: Member) -> None:
+    await make_list(mod, "spam", "user10")
+    await sandbox.link(alice, "user2")
+    await sandbox.link(bob, "user3")
+    await apply_and_wait(alice, "spam", "mutelist subscribe")
+    await apply_and_wait(bob, "spam", "mutelist subscribe")
+
+
+async def test_an_add_that_cannot_queue_for_every_subscriber_adds_nothing_and_can_be_retried(
+    sandbox: Sandbox, linked_mod: Member, alice: Member, bob: Member
+) -> None:
+    await two_subscribers(sandbox, linked_mod, alice, bob)
+    await refuse_actions_for(sandbox, bob)  # alice's actions are written, then bob's fail: mid-way
+    failed = await linked_mod.slash("mutelist add", name="spam", username="user20")
+    assert failed.ephemeral and "incident" in description(failed)
+    assert await entries(sandbox, "spam") == ["user10"]  # not added without its subscribers' mutes
+    assert await actions_of(sandbox, alice, status="pending") == 0
+    await allow_actions(sandbox)
+    retried = await linked_mod.slash("mutelist add", name="spam", username="user20")
+    assert "Added to" in description(retried) and "Queued for 2 subscriber" in description(retried)
+    await wait_idle(sandbox, alice)
+    await wait_idle(sandbox, bob)
+    assert set(sandbox.x.mutes_of("user2")) == set(sandbox.x.mutes_of("user3")) == ids(sandbox, "user10", "user20")
+
+
+async def test_an_import_that_cannot_queue_adds_nothing_and_can_be_retried(
+    sandbox: Sandbox, linked_mod: Member, alice: Member, bob: Member
+) -> None:
+    await two_subscribers(sandbox, linked_mod, alice, bob)
+    upload = Attachment("more.txt", b"user20\nuser21\n")
+    await refuse_actions_for(sandbox, bob)
+    failed = await linked_mod.slash("mutelist import", name="spam", file=upload)
+    assert "incident" in description(failed)
+    assert await entries(sandbox, "spam") == ["user10"]
+    await allow_actions(sandbox)
+    retried = await linked_mod.slash("mutelist import", name="spam", file=upload)
+    assert "**2** added" in description(retried) and "Queued for 2 subscriber" in description(retried)
+    await wait_idle(sandbox, alice)
+    await wait_idle(sandbox, bob)
+    assert set(sandbox.x.mutes_of("user3")) == ids(sandbox, "user10", "user20", "user21")
+
+
+async def test_a_publish_that_cannot_queue_adds_nothing_and_can_be_retried(
+    sandbox: Sandbox, linked_mod: Member, alice: Member, bob: Member
+) -> None:
+    await two_subscribers(sandbox, linked_mod, alice, bob)
+    sandbox.x.seed_mutes("user1", ["user30", "user31"])
+    await refuse_actions_for(sandbox, bob)
+    failed = await linked_mod.slash("mutelist publish", name="spam")
+    assert "incident" in description(failed)
+    assert await entries(sandbox, "spam") == ["user10"]
+    await allow_actions(sandbox)
+    retried = await linked_mod.slash("mutelist publish", name="spam")
+    assert "Added **2**" in description(retried) and "Queued for 2 subscriber" in description(retried)
+    await wait_idle(sandbox, alice)
+    await wait_idle(sandbox, bob)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user30", "user31")
