@@ -157,7 +157,8 @@ class MuteLists:
         writer.writerow(["username", "id", "reason", "added_by", "added_at"])
         for entry in await self.entries(mute_list.id):
             added_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.added_at))
-            writer.writerow([entry.username, entry.x_user_id, entry.reason or "", entry.added_by, added_at])
+            writer.writerow([spreadsheet_safe(entry.username), entry.x_user_id, spreadsheet_safe(entry.reason or ""),
+                             entry.added_by, added_at])
         return mute_list, out.getvalue().encode()
 
     async def is_subscribed(self, list_id: int, member_id: int) -> bool:
@@ -453,6 +454,16 @@ class MuteLists:
         if job_id is not None:
             await self.queue.report_now(job_id)
         return mute_list, Unsubscribed(was_subscribed, cancelled, job_id, len(to_unmute))
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection; OWASP's advice is
+# to prefix such a cell with a single quote, which the spreadsheet shows as text).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as text instead of running it as a formula."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def parse_rows(text: str) -> list[tuple[int, str, str]]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import Awaitable, Callable
 
 import pytest
 
+from bot.mutelists import spreadsheet_safe
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member
 from bot.store.database import Database
@@ -136,3 +139,31 @@ async def test_a_publish_that_cannot_queue_adds_nothing_and_can_be_retried(
     await wait_idle(sandbox, alice)
     await wait_idle(sandbox, bob)
     assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user30", "user31")
+
+
+# -- item 7: the CSV export is safe to open in a spreadsheet ------------------------------------------------
+
+
+async def test_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await linked_mod.slash("mutelist create", name="spam")
+    reasons = {"user10": "=HYPERLINK(\"http://evil\",\"x\")", "user11": "+1+1", "user12": "-2+3",
+               "user13": "@SUM(A1)", "user14": "spam - obvious", "user15": "a=b"}
+    for username, reason in reasons.items():
+        reply = await linked_mod.slash("mutelist add", name="spam", username=username, reason=reason)
+        assert "Added to" in description(reply)
+    exported = await alice.slash("mutelist export", name="spam")
+    rows = {r["username"]: r for r in csv.DictReader(io.StringIO(exported.attachments[0].data.decode()))}
+    assert rows["user10"]["reason"] == "'=HYPERLINK(\"http://evil\",\"x\")"
+    assert rows["user11"]["reason"] == "'+1+1"
+    assert rows["user12"]["reason"] == "'-2+3"
+    assert rows["user13"]["reason"] == "'@SUM(A1)"
+    assert rows["user14"]["reason"] == "spam - obvious" and rows["user15"]["reason"] == "a=b"  # left alone
+    assert rows["user10"]["id"] == sandbox.x.user("user10").id  # ids and usernames are untouched
+
+
+def test_spreadsheet_safe_covers_tab_and_carriage_return() -> None:
+    # /mutelist add strips a reason's leading whitespace, so these two cannot be reached end to end.
+    assert spreadsheet_safe("\tcmd") == "'\tcmd" and spreadsheet_safe("\rcmd") == "'\rcmd"
+    assert spreadsheet_safe("") == "" and spreadsheet_safe("plain") == "plain"
