@@ -32,6 +32,24 @@ MAX_IMPORT_BYTES = 2_000_000
 class ImportTooLarge(MutebotError):
     def __init__(self) -> None:
         super().__init__(f"That file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB; split it up.")
+
+
+class UnreadableCsv(MutebotError):
+    """The csv module gave up on the file: say where, and why in words, never as an incident."""
+
+    def __init__(self, line: int, error: csv.Error) -> None:
+        detail = str(error)
+        if "field larger than field limit" in detail:
+            why = f"a cell is longer than {csv.field_size_limit():,} characters"
+        elif "quote" in detail or "unexpected end of data" in detail or "expected after" in detail:
+            why = 'a quote (`"`) is not closed, or text follows a closing quote'
+        else:
+            why = "it is not valid CSV"
+        super().__init__(f"That file cannot be read from line {line}: {why}. Nothing was added; "
+                         "fix that line (or save the file again as CSV) and import it again.")
+        self.line = line
+
+
 PAGE_SIZE = 15
 _X_ID = re.compile(r"^[0-9]{1,19}$")
 
@@ -467,19 +485,31 @@ def spreadsheet_safe(value: str) -> str:
 
 
 def parse_rows(text: str) -> list[tuple[int, str, str]]:
-    """(line number, 'username' | 'id', value) for every non-empty data row of a CSV or a plain list."""
+    """(line number, 'username' | 'id', value) for every non-empty data row of a CSV or a plain list;
+    UnreadableCsv names the line where a CSV stops making sense."""
     lines = text.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
         return []
-    header = [h.strip().lower() for h in next(csv.reader([lines[first]]))]
+    try:
+        header = [h.strip().lower() for h in next(csv.reader([lines[first]], strict=True))]
+    except csv.Error as exc:
+        raise UnreadableCsv(first + 1, exc) from None
     rows: list[tuple[int, str, str]] = []
     if "username" in header or "id" in header:
         name_col = header.index("username") if "username" in header else None
         id_col = header.index("id") if "id" in header else None
-        reader = csv.reader(io.StringIO("\n".join(lines[first + 1:])))
-        for record in reader:
-            line = first + 1 + reader.line_num
+        # strict: a quote that is never closed (or text after a closing quote) is an error, not a cell
+        # that silently swallows the rest of the file.
+        reader = csv.reader(io.StringIO("\n".join(lines[first + 1:])), strict=True)
+        while True:
+            line = first + 2 + reader.line_num  # the line the next record begins on
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise UnreadableCsv(line, exc) from None
             if not any(cell.strip() for cell in record):
                 continue
             name = record[name_col].strip() if name_col is not None and name_col < len(record) else ""
@@ -496,4 +526,3 @@ def parse_rows(text: str) -> list[tuple[int, str, str]]:
         if value:
             rows.append((number, "username", value.split(",")[0].strip()))
     return rows
-

@@ -167,3 +167,27 @@ def test_spreadsheet_safe_covers_tab_and_carriage_return() -> None:
     # /mutelist add strips a reason's leading whitespace, so these two cannot be reached end to end.
     assert spreadsheet_safe("\tcmd") == "'\tcmd" and spreadsheet_safe("\rcmd") == "'\rcmd"
     assert spreadsheet_safe("") == "" and spreadsheet_safe("plain") == "plain"
+
+
+# -- item 9: a file the csv module cannot read is refused with its line -------------------------------------
+
+
+async def test_an_import_with_a_cell_over_the_field_limit_is_refused_naming_the_line(
+    sandbox: Sandbox, linked_mod: Member
+) -> None:
+    await linked_mod.slash("mutelist create", name="spam")
+    data = ("username,reason\nuser20,ok\nuser21," + "x" * 140_000 + "\nuser22,ok\n").encode()
+    reply = await linked_mod.slash("mutelist import", name="spam", file=Attachment("big.csv", data))
+    text = description(reply)
+    assert reply.ephemeral and "line 3" in text and "incident" not in text, text
+    assert "Nothing was added" in text
+    assert await entries(sandbox, "spam") == []
+
+
+async def test_an_import_with_a_broken_quote_is_refused_naming_the_line(sandbox: Sandbox, linked_mod: Member) -> None:
+    await linked_mod.slash("mutelist create", name="spam")
+    for data, line in ((b'username\nuser20\n"user21\nuser22\nuser23\n', 3), (b'username\nuser20\n"user21"x\n', 3)):
+        reply = await linked_mod.slash("mutelist import", name="spam", file=Attachment("quote.csv", data))
+        text = description(reply)
+        assert reply.ephemeral and f"line {line}" in text and "quote" in text and "incident" not in text, text
+    assert await entries(sandbox, "spam") == []
