@@ -128,3 +128,56 @@ async def test_the_kept_total_follows_every_change_to_the_cache(tmp_path: Path) 
         assert await stores.mutes.count(3) == 0
     finally:
         await db.close()
+
+
+async def test_small_batches_run_on_the_loop_and_wait_for_a_busy_file_in_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite3"
+    stores = await Stores.open(path)
+    db = stores.db
+    try:
+        await db.migrate()
+        trips = db.round_trips
+        inline, hops = trips.inline_writes, trips.writes
+        async with db.batch() as batch:
+            was = stores.mutes.record(batch, 5, "1", "one", "One", muted=True, manual=True, now=1.0)
+        assert (trips.inline_writes - inline, trips.writes - hops) == (1, 0)
+        assert was.value is False and await stores.mutes.holds(5, "1")
+
+        failing = Batch()  # rolled back whole on the loop as in the thread
+        stores.mutes.record(failing, 5, "2", "two", "", muted=True, manual=True, now=2.0)
+        failing.execute("INSERT INTO manual_choices (discord_user_id, x_user_id, choice, at) VALUES (5, '1', 'x', 0)")
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.write(failing)
+        assert not await stores.mutes.holds(5, "2")
+
+        # Another process holds the write lock: the loop must not wait (nor fail); the thread waits it out.
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, other.execute, "COMMIT")
+        hops = trips.writes
+        started = loop.time()
+        async with db.batch() as batch:
+            stores.mutes.record(batch, 5, "3", "three", "", muted=True, manual=True, now=3.0)
+        assert trips.writes - hops == 1 and loop.time() - started >= 0.25
+        assert await stores.mutes.holds(5, "3")
+        other.close()
+    finally:
+        await db.close()
+
+
+async def test_a_peek_sees_what_is_committed_and_inside_a_transaction_its_own_writes(tmp_path: Path) -> None:
+    stores = await Stores.open(tmp_path / "k.sqlite3")
+    db = stores.db
+    try:
+        await db.migrate()
+        peeks = db.round_trips.peeks
+        assert not await stores.mutes.holds(9, "1")
+        async with db.transaction() as batch:
+            stores.mutes.record(batch, 9, "1", "one", "", muted=True, manual=True, now=1.0)
+            assert await stores.mutes.holds(9, "1")  # read on the writer, after the queued write
+            assert await asyncio.create_task(stores.mutes.holds(9, "1")) is False  # outside: not committed yet
+        assert await stores.mutes.holds(9, "1")
+        assert db.round_trips.peeks - peeks == 3
+    finally:
+        await db.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.store.database import Batch, Database
 
 CHUNK = 500  # names per IN (...) list, well under SQLite's variable limit
+PEEK_NAMES = 5  # up to this many names are looked up by key on the loop (Database.peek), more go to a reader
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class DirectoryStore:
         for start in range(0, len(lowered), CHUNK):
             chunk = list(lowered[start : start + CHUNK])
             marks = ",".join("?" * len(chunk))
-            rows = await self.db.fetchall(
+            read = self.db.peek if len(chunk) <= PEEK_NAMES else self.db.fetchall
+            rows = await read(
                 "SELECT x_user_id, username, name, profile_image_url FROM x_users"  # noqa: S608
                 f" WHERE username_lower IN ({marks}) AND fetched_at > ?"
                 " UNION ALL SELECT NULL, username_lower, '', NULL FROM x_user_misses"

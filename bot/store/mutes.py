@@ -55,6 +55,13 @@ class MuteStore:
             )
         return before
 
+    async def holds(self, member_id: int, x_user_id: str) -> bool:
+        """Whether the cache holds this account as muted for the member: one row by its key."""
+        rows = await self.db.peek(
+            "SELECT 1 FROM cached_mutes WHERE discord_user_id = ? AND x_user_id = ?", (member_id, x_user_id)
+        )
+        return bool(rows)
+
     def replace_all(self, batch: Batch, member_id: int, users: Sequence[CachedMute], now: float) -> None:
         """The whole list as X just gave it, newest first."""
         batch.execute("DELETE FROM cached_mutes WHERE discord_user_id = ?", (member_id,))
@@ -74,6 +81,10 @@ class MuteStore:
         """What we knew of the member's X mutes no longer applies (unlinked, or another X account)."""
         batch.execute("DELETE FROM cached_mutes WHERE discord_user_id = ?", (member_id,))
         batch.execute("DELETE FROM mute_cache_state WHERE discord_user_id = ?", (member_id,))
+
+    def forget_choices(self, batch: Batch, member_id: int) -> None:
+        """The member's manual choices were about an X account they no longer link (another one, or none)."""
+        batch.execute("DELETE FROM manual_choices WHERE discord_user_id = ?", (member_id,))
 
     # -- reads --------------------------------------------------------------------------------------------
 
