@@ -8,7 +8,16 @@ import sys
 from collections.abc import Sequence
 
 import bot
-from bot.config import DEFAULTS, ConfigError, Purpose, Settings, load_settings, read_environment
+from bot.config import (
+    DEFAULTS,
+    ConfigError,
+    Purpose,
+    Settings,
+    StartupError,
+    listen_problem,
+    load_settings,
+    read_environment,
+)
 from bot.logs import setup_logging
 from bot.store import AccountStore, Database, SchemaTooNewError
 from bot.vault import TokenVault, VaultError
@@ -45,11 +54,15 @@ async def _rotate_keys(settings: Settings) -> int:
         changed = await vault.rotate(AccountStore(db))
     finally:
         await db.close()
-    print(f"re-encrypted {changed} stored secret(s) under the first key of TOKEN_ENCRYPTION_KEY")
+    from bot.replies import counted
+
+    print(f"re-encrypted {counted(changed, 'stored secret')} under the first key of TOKEN_ENCRYPTION_KEY")
     return 0
 
 
 def _check() -> int:
+    from bot.replies import counted
+
     settings = load_settings(read_environment(), "check")
     print("configuration OK")
     print(f"  database:      {settings.database_path}")
@@ -57,7 +70,9 @@ def _check() -> int:
     mute_api = f", mute API {settings.x_mute_api}" if settings.x_auth == "oauth1" else ""
     print(f"  X auth:        {settings.x_auth}{mute_api}")
     print(f"  web server:    http://{settings.web_host}:{settings.web_port}")
-    print(f"  encryption:    {len(settings.token_encryption_keys)} key(s)")
+    print(f"  encryption:    {counted(len(settings.token_encryption_keys), 'key')}")
+    metrics = f"http://{settings.web_host}:{settings.metrics_port}/metrics" if settings.metrics_port else "off"
+    print(f"  metrics:       {metrics}")
     return 0
 
 
@@ -149,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
+    except StartupError as exc:
+        print(f"mutebot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except SchemaTooNewError as exc:
         print(f"mutebot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -181,6 +199,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if args.users < 1 or args.window_seconds <= 0:
             print("mutebot sandbox: --users must be at least 1 and --window-seconds positive", file=sys.stderr)
+            return EXIT_CONFIG
+        if problem := listen_problem(args.host, args.port):
+            option = "--host" if problem.startswith(args.host) else "--port"
+            print(f"mutebot sandbox: {option}: cannot listen on {args.host}:{args.port} ({problem}); "
+                  + ("give an address of this machine with --host" if option == "--host" else
+                     "stop what uses that port, or choose another with --port"), file=sys.stderr)
             return EXIT_CONFIG
         return run_sandbox(
             host=args.host,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,29 @@ class ConfigError(Exception):
         return "\n".join(lines)
 
 
+class StartupError(Exception):
+    """Something the configuration asks for that this machine cannot give now (a port in use): one line that
+    names the variable or option to change; the command exits 2."""
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why a server could not listen on `host`:`port` now, in a few words ("address already in use"); None
+    when it can. Binds as asyncio's servers do (SO_REUSEADDR), so only a port that is really taken is refused."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"{host} is not an address of this machine ({exc.strerror})"
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            if os.name == "posix":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return (exc.strerror or str(exc)).lower()
+    return None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated configuration. Secrets are wrapped so that no `repr` shows them."""
@@ -67,6 +91,7 @@ class Settings:
     x_consumer_key: str | None = None
     x_consumer_secret: Secret | None = None
     x_mute_api: Literal["v2", "v1.1"] = "v2"
+    metrics_port: int | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -196,6 +221,16 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
     else:
         web_port = int(raw_port)
 
+    metrics_port: int | None = None
+    raw_metrics_port = get("METRICS_PORT")
+    if raw_metrics_port is not None:
+        if not raw_metrics_port.isdigit() or not 0 < int(raw_metrics_port) < 65536:
+            problems.append("METRICS_PORT: must be a port number between 1 and 65535 (or unset, for no metrics)")
+        elif int(raw_metrics_port) == web_port:
+            problems.append(f"METRICS_PORT: must differ from WEB_PORT ({web_port}); metrics have a port of their own")
+        else:
+            metrics_port = int(raw_metrics_port)
+
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
         problems.append(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}")
@@ -228,4 +263,5 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
         x_consumer_key=consumer_key,
         x_consumer_secret=Secret(consumer_secret) if consumer_secret else None,
         x_mute_api="v1.1" if x_mute_api == "v1.1" else "v2",
+        metrics_port=metrics_port,
     )

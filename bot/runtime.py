@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.accounts import AccountService
-from bot.config import Settings
+from bot.config import Settings, StartupError, listen_problem
 from bot.directory import UserDirectory
 from bot.discord_endpoints import point_discord_py_at
 from bot.mutelists import MuteLists
@@ -26,7 +29,7 @@ from bot.mutes import MuteService
 from bot.paginator import PageButton
 from bot.progress import DiscordProgress
 from bot.queue import ActionQueue
-from bot.replies import COLOUR_OK, account_embed, report_error
+from bot.replies import COLOUR_OK, account_embed, counted, report_error
 from bot.store import Database, Stores
 from bot.vault import TokenVault
 from bot.web import WebServer, build_app
@@ -39,6 +42,7 @@ STATE_PURGE_INTERVAL = 300.0
 RETENTION_INTERVAL = 3600.0
 FINISHED_WORK_RETENTION = 30 * 24 * 3600.0  # finished queued actions and jobs
 AUDIT_RETENTION = 365 * 24 * 3600.0  # moderators' changes to lists
+DISCORD_RETRY_DELAYS = (5.0, 10.0, 20.0, 40.0, 60.0)  # seconds before attempt 2, 3, ...; then every minute
 
 
 @dataclass
@@ -126,7 +130,11 @@ class MuteBot(commands.Bot):
         if not self.serving:
             return
         self.web = WebServer(build_app(db, accounts), settings.web_host, settings.web_port)
-        await self.web.start()
+        try:
+            await self.web.start()
+        except OSError as exc:  # serve() checked the port, but something may have taken it since
+            raise StartupError(_port_taken("WEB_PORT", settings.web_host, settings.web_port,
+                                           (exc.strerror or str(exc)).lower())) from None
         await self.sync_if_changed()
         self.start_task("purge-states", self._purge_states)
         self.start_task("retention", self._retention)
@@ -152,7 +160,7 @@ class MuteBot(commands.Bot):
         while True:
             purged = await self.services.accounts.purge_states()
             if purged:
-                log.info("purged %d expired authorisation state(s)", purged)
+                log.info("purged %s", counted(purged, "expired authorisation state"))
             await asyncio.sleep(STATE_PURGE_INTERVAL)
 
     async def _retention(self) -> None:
@@ -196,7 +204,8 @@ class MuteBot(commands.Bot):
         synced = await self.tree.sync(guild=guild)
         if guild is None:  # what `run` compares against next time: the global tree as just pushed
             await self.services.stores.meta.set("command_tree_hash", self.command_tree_hash())
-        log.info("synced %d slash command(s) %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
+        log.info("synced %s %s", counted(len(synced), "slash command"),
+                 f"to guild {guild_id}" if guild_id else "globally")
         return len(synced)
 
     async def on_app_command_error(
@@ -261,17 +270,118 @@ class MuteBot(commands.Bot):
             await services.db.close()
 
 
+def _port_taken(variable: str, host: str, port: int, reason: str) -> str:
+    if reason.startswith(host):  # listen_problem: the host is not this machine's
+        return f"WEB_HOST: cannot listen on {host}:{port} ({reason}); set WEB_HOST to an address of this machine"
+    return (f"{variable}: cannot listen on {host}:{port} ({reason}); stop what uses that port, "
+            f"or set {variable} to a free one")
+
+
+def discord_unreachable(exc: BaseException) -> str | None:
+    """Why Discord could not be reached, in a few words ("connection refused"); None when `exc` is not a
+    network failure (those are bugs, and keep their traceback)."""
+    if isinstance(exc, discord.DiscordServerError):
+        return f"it answered {exc.status}"
+    if isinstance(exc, discord.GatewayNotFound):
+        return "it named no gateway"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its host name does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "its TLS certificate was refused"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, ConnectionRefusedError) or os_error.errno == errno.ECONNREFUSED or (
+            "Connect call failed" in str(os_error)  # asyncio's wording when every address refused
+        ):
+            return "connection refused"
+        if isinstance(os_error, TimeoutError):
+            return "no answer"
+        return (os_error.strerror or str(os_error) or type(os_error).__name__).lower()
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return "the connection was closed"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.ClientError):  # any other failure of the connection itself
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before `attempt` (2, 3, ...) to reach Discord: 5, 10, 20, 40, then 60 s."""
+    return DISCORD_RETRY_DELAYS[min(attempt - 2, len(DISCORD_RETRY_DELAYS) - 1)]
+
+
+class GatewayRetryNotice(logging.Filter):
+    """discord.py logs each gateway reconnect with a whole traceback ("Attempting a reconnect in 5.00s");
+    an operator needs one line: where, why, and when the next try is."""
+
+    def __init__(self, gateway_url: str) -> None:
+        super().__init__()
+        self.gateway_url = gateway_url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "Attempting a reconnect in %.2fs" or not record.exc_info or not record.args:
+            return True
+        reason = discord_unreachable(record.exc_info[1]) if record.exc_info[1] else None
+        if reason is None:
+            return True  # not a network failure: keep the traceback
+        delay = record.args[0] if isinstance(record.args, tuple) else 0
+        record.msg = "Discord's gateway is not reachable at %s (%s); retrying in %.0f s"
+        record.args = (self.gateway_url, reason, delay)
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_gateway_retries(gateway_url: str) -> None:
+    client_log = logging.getLogger("discord.client")
+    for old in [f for f in client_log.filters if isinstance(f, GatewayRetryNotice)]:
+        client_log.removeFilter(old)
+    client_log.addFilter(GatewayRetryNotice(gateway_url))
+
+
 async def serve(settings: Settings, stop: asyncio.Event, bot: MuteBot | None = None) -> int:
-    """Run until `stop` is set or the connection ends; close everything either way."""
+    """Run until `stop` is set or the connection ends; close everything either way.
+
+    While Discord cannot be reached, try again with a growing delay, one log line per attempt, until it can
+    or `stop` is set. A configuration Discord refuses, or a port that is taken, raises StartupError or
+    returns 2: retrying would not help."""
     point_discord_py_at(settings.discord_api_base, settings.discord_gateway_url)
+    _quiet_gateway_retries(settings.discord_gateway_url)
     # Migrate before connecting, so a database from a newer mutebot is refused before any network traffic.
     db = await Database.open(settings.database_path)
     try:
         await db.migrate()
     finally:
         await db.close()
-    bot = bot or MuteBot(settings)
+    # The same for a port something else holds: say so now, not after connecting to Discord.
+    if problem := listen_problem(settings.web_host, settings.web_port):
+        raise StartupError(_port_taken("WEB_PORT", settings.web_host, settings.web_port, problem))
     token = settings.discord_token.reveal() if settings.discord_token else ""
+    attempt = 1
+    while True:
+        current = bot if bot is not None and attempt == 1 else MuteBot(settings)
+        try:
+            return await _serve_once(current, token, stop)
+        except discord.LoginFailure:
+            log.error("DISCORD_TOKEN: Discord refused the bot token")
+            return 2
+        except Exception as exc:
+            reason = discord_unreachable(exc)
+            if reason is None:
+                raise
+        attempt += 1
+        delay = retry_delay(attempt)
+        log.warning("Discord is not reachable at %s (%s); retrying in %.0f s (attempt %d)",
+                    settings.discord_api_base, reason, delay, attempt)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        if stop.is_set():
+            log.info("shutting down")
+            return 0
+
+
+async def _serve_once(bot: MuteBot, token: str, stop: asyncio.Event) -> int:
     async with bot:
         runner = asyncio.create_task(bot.start(token))
         waiter = asyncio.create_task(stop.wait())
@@ -280,11 +390,7 @@ async def serve(settings: Settings, stop: asyncio.Event, bot: MuteBot | None = N
             log.info("shutting down")
             await bot.close()
         waiter.cancel()
-        try:
-            await runner
-        except discord.LoginFailure:
-            log.error("DISCORD_TOKEN: Discord refused the bot token")
-            return 2
+        await runner
     return 0
 
 
@@ -300,6 +406,8 @@ def run_bot(settings: Settings) -> int:
 
 
 def sync_commands(settings: Settings, guild_id: int | None = None) -> int:
+    """Push the commands once; a Discord that cannot be reached or refuses the token is one line, exit 2."""
+
     async def main() -> int:
         point_discord_py_at(settings.discord_api_base, settings.discord_gateway_url)
         bot = MuteBot(settings, serving=False)
@@ -307,7 +415,19 @@ def sync_commands(settings: Settings, guild_id: int | None = None) -> int:
         async with bot:
             await bot.login(token)  # runs setup_hook: storage and cogs, nothing that serves
             count = await bot.sync_now(guild_id)
-        print(f"pushed {count} slash command(s) {f'to guild {guild_id}' if guild_id else 'globally'}")
+        where = f"to guild {guild_id}" if guild_id else "globally"
+        print(f"pushed {counted(count, 'slash command')} {where}")
         return 0
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except discord.LoginFailure:
+        print("mutebot sync-commands: DISCORD_TOKEN: Discord refused the bot token", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        reason = discord_unreachable(exc)
+        if reason is None:
+            raise
+        print(f"mutebot sync-commands: Discord is not reachable at {settings.discord_api_base} ({reason}); "
+              "check DISCORD_API_BASE and the network, then run it again", file=sys.stderr)
+        return 2

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.metadata
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,8 @@ import pytest
 import bot
 from bot.cli import COMMANDS, build_parser
 from bot.logs import VoiceNoticeFilter
+from bot.runtime import retry_delay
+from bot.sandbox.harness import Sandbox, free_port
 from bot.vault import TokenVault
 
 # The checkout these tests belong to, ahead of wherever the package was installed from.
@@ -143,3 +149,121 @@ def test_top_level_help_lists_every_command_in_one_line_each(tmp_path: Path) -> 
     for name, line in COMMANDS.items():
         assert f"{name} {line}" in text
     assert "--version" in text
+
+
+# -- network failures: one line each, never a traceback ------------------------------------------------------------
+
+
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    """A usable configuration whose Discord is a closed port on this machine."""
+    closed = free_port()
+    return {"DISCORD_TOKEN": "token", "X_CLIENT_ID": "client", "PUBLIC_BASE_URL": "https://bot.example",
+            "TOKEN_ENCRYPTION_KEY": TokenVault.generate_key(), "DATABASE_PATH": str(tmp_path / "mutebot.sqlite3"),
+            "DISCORD_API_BASE": f"http://127.0.0.1:{closed}/api/v10",
+            "DISCORD_GATEWAY_URL": f"ws://127.0.0.1:{closed}/gateway", "WEB_PORT": str(free_port())}
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_retry_delays_grow_to_a_minute() -> None:
+    assert [retry_delay(attempt) for attempt in range(2, 9)] == [5, 10, 20, 40, 60, 60, 60]
+
+
+async def test_run_waits_for_an_unreachable_discord_one_line_per_attempt_then_connects(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    await sandbox.start(with_bot=False)
+    port = int(sandbox.discord.api_base.split(":")[2].split("/")[0])
+    await sandbox.discord.stop()  # Discord is down when the bot starts
+    try:
+        env = {**os.environ, **sandbox.environment(), "LOG_LEVEL": "INFO"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert process.stderr is not None
+            lines: list[str] = []
+            while not any("retrying" in line for line in lines):
+                line = (await asyncio.wait_for(process.stderr.readline(), timeout=30)).decode()
+                assert line, "mutebot run ended instead of retrying: " + "".join(lines)
+                lines.append(line)
+            assert lines[-1].rstrip().endswith(
+                f"Discord is not reachable at http://127.0.0.1:{port}/api/v10 (connection refused); "
+                "retrying in 5 s (attempt 2)"
+            ), lines
+            await sandbox.discord.start(port=port)  # Discord is back: the next attempt connects
+            await sandbox.discord.wait_until_ready(timeout=30)
+            alice = sandbox.member("alice")
+            alice.reply_timeout = 30
+            assert "not linked" in (await alice.slash("status")).embeds[0]["description"]
+            process.send_signal(signal.SIGTERM)
+            _, rest = await asyncio.wait_for(process.communicate(), timeout=20)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        text = "".join(lines) + rest.decode()
+        assert process.returncode == 0, text
+        assert "Traceback" not in text and "Unclosed" not in text
+        assert text.count("is not reachable") == 1
+    finally:
+        await sandbox.stop()
+
+
+async def test_run_stops_at_once_while_waiting_for_discord(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": REPOSITORY, **offline_env(tmp_path)},
+    )
+    try:
+        assert process.stderr is not None
+        line = b""
+        while b"retrying in 5 s (attempt 2)" not in line:
+            line = await asyncio.wait_for(process.stderr.readline(), timeout=30)
+            assert line, "mutebot run ended instead of retrying"
+        process.send_signal(signal.SIGINT)
+        _, rest = await asyncio.wait_for(process.communicate(), timeout=4)  # well before the 5 s are up
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0
+    assert b"Traceback" not in rest and b"attempt 3" not in rest
+
+
+def test_sync_commands_with_discord_unreachable_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = offline_env(tmp_path)
+    result = mutebot("sync-commands", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"mutebot sync-commands: Discord is not reachable at {env['DISCORD_API_BASE']} (connection refused); "
+        "check DISCORD_API_BASE and the network, then run it again"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_run_on_a_taken_web_port_names_web_port_and_exits_2(tmp_path: Path, taken_port: int) -> None:
+    result = mutebot("run", cwd=tmp_path, env={**offline_env(tmp_path), "WEB_PORT": str(taken_port)})
+    assert result.returncode == 2
+    *migrations, last = result.stderr.splitlines()
+    assert last == (
+        f"mutebot: WEB_PORT: cannot listen on 127.0.0.1:{taken_port} (address already in use); stop what uses "
+        "that port, or set WEB_PORT to a free one"
+    )
+    assert all("applied migration" in line for line in migrations)  # said before any attempt to reach Discord
+
+
+def test_sandbox_on_a_taken_port_names_the_option_and_exits_2(tmp_path: Path, taken_port: int) -> None:
+    result = mutebot("sandbox", "--port", str(taken_port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"mutebot sandbox: --port: cannot listen on 127.0.0.1:{taken_port} (address already in use); stop what "
+        "uses that port, or choose another with --port\n"
+    )
+    assert result.stdout == ""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Purpose, Settings, load_settings
+from bot.config import ConfigError, Purpose, Settings, listen_problem, load_settings
 from bot.vault import TokenVault
 
 KEY_A = TokenVault.generate_key()
@@ -97,3 +98,27 @@ def test_database_path_naming_a_directory_is_refused(tmp_path: Path) -> None:
 
 def test_database_path_in_an_existing_directory_is_accepted(tmp_path: Path) -> None:
     assert settings({"DATABASE_PATH": str(tmp_path / "new.sqlite3")}, "run").database_path == tmp_path / "new.sqlite3"
+
+
+def test_metrics_port_is_optional_and_validated() -> None:
+    assert settings({}).metrics_port is None
+    assert settings({"METRICS_PORT": "9108"}).metrics_port == 9108
+    assert problems({"METRICS_PORT": "metrics"}) == [
+        "METRICS_PORT: must be a port number between 1 and 65535 (or unset, for no metrics)"
+    ]
+    assert problems({"METRICS_PORT": "70000"}) == [
+        "METRICS_PORT: must be a port number between 1 and 65535 (or unset, for no metrics)"
+    ]
+    assert problems({"METRICS_PORT": "8080"}) == [
+        "METRICS_PORT: must differ from WEB_PORT (8080); metrics have a port of their own"
+    ]
+
+
+def test_listen_problem_names_a_taken_port_and_passes_a_free_one() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert listen_problem("127.0.0.1", port) == "address already in use"
+    assert listen_problem("127.0.0.1", port) is None
+    assert listen_problem("no-such-host.invalid", 8080) is not None

@@ -12,8 +12,12 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import aiohttp
+import pytest
+
 from bot.logs import setup_logging
-from bot.sandbox.harness import Sandbox
+from bot.runtime import GatewayRetryNotice, discord_unreachable
+from bot.sandbox.harness import Sandbox, free_port
 
 
 async def test_unexpected_error_gets_an_apology_with_an_incident_id(tmp_path: Path) -> None:
@@ -139,3 +143,24 @@ async def test_run_refuses_a_database_from_a_newer_mutebot(tmp_path: Path) -> No
     assert process.returncode == 2
     assert "upgrade mutebot" in stderr.decode()
     assert "Traceback" not in stderr.decode()
+
+
+async def test_a_gateway_reconnect_is_logged_as_one_line_without_a_traceback() -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectorError) as refused:
+            await session.get(f"http://127.0.0.1:{free_port()}/gateway")
+    error = refused.value
+    assert discord_unreachable(error) == "connection refused"
+    # What discord.py's Client.connect logs before each reconnect: log.exception, so a whole traceback.
+    record = logging.LogRecord("discord.client", logging.ERROR, __file__, 1, "Attempting a reconnect in %.2fs",
+                               (5.0,), (type(error), error, error.__traceback__))
+    assert GatewayRetryNotice("ws://127.0.0.1:1/gateway").filter(record)
+    assert record.getMessage() == (
+        "Discord's gateway is not reachable at ws://127.0.0.1:1/gateway (connection refused); retrying in 5 s"
+    )
+    assert record.exc_info is None and record.levelname == "WARNING"
+    bug = RuntimeError("not the network")
+    other = logging.LogRecord("discord.client", logging.ERROR, __file__, 1, "Attempting a reconnect in %.2fs",
+                              (5.0,), (RuntimeError, bug, None))
+    assert GatewayRetryNotice("ws://127.0.0.1:1/gateway").filter(other)
+    assert other.exc_info is not None  # anything else keeps its traceback

@@ -14,7 +14,8 @@ from bot.sandbox.members import Attachment, Member
 
 ROOT = Path(__file__).resolve().parents[1]
 # Where sentences for members are written (CONTRIBUTING: words live in errors and replies; cogs render them).
-MEMBER_FACING = [ROOT / "bot" / name for name in ("errors.py", "replies.py", "progress.py", "paginator.py")]
+MEMBER_FACING = [ROOT / "bot" / name for name in ("errors.py", "replies.py", "progress.py", "paginator.py",
+                                                   "runtime.py", "cli.py")]  # and the operator's
 MEMBER_FACING += sorted((ROOT / "cogs").glob("*.py"))
 
 
