@@ -417,13 +417,15 @@ class MuteLists:
         mute_list = await self.get(guild_id, name)
         account = await self.mutes.linked(member_id)
         await self._refresh_cache(member_id)
-        muted, unmuted = await self._excluded(member_id)
-        entries = await self.entries(mute_list.id)
-        wanted = [Target(e.x_user_id, e.username) for e in entries
-                  if e.x_user_id not in muted and e.x_user_id not in unmuted and e.x_user_id != account.x_user_id]
-        already = sum(1 for e in entries if e.x_user_id in muted)
-        kept = sum(1 for e in entries if e.x_user_id in unmuted and e.x_user_id not in muted)
+        # What is already muted or queued is read in the transaction that queues the rest: two applies at
+        # once (a double click, two lists sharing entries) queue each account once.
         async with self.db.transaction() as batch:
+            muted, unmuted = await self._excluded(member_id)
+            entries = await self.entries(mute_list.id)
+            wanted = [Target(e.x_user_id, e.username) for e in entries if e.x_user_id not in muted
+                      and e.x_user_id not in unmuted and e.x_user_id != account.x_user_id]
+            already = sum(1 for e in entries if e.x_user_id in muted)
+            kept = sum(1 for e in entries if e.x_user_id in unmuted and e.x_user_id not in muted)
             job_id = await self.queue.create_job(
                 member_id, guild_id=guild_id, list_id=mute_list.id, title=f"{verb} the list {mute_list.name}",
                 total=len(wanted), already_muted=already, kept_unmuted=kept,

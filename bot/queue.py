@@ -181,11 +181,13 @@ class ActionQueue:
 
     async def recover(self) -> int:
         """After a crash: what was in flight goes back to pending (sent again at most once; X's mute and
-        unmute are idempotent)."""
+        unmute are idempotent), and a job with nothing left to send (its last actions were cancelled by an
+        unlink, or the process stopped before it was closed) is closed now, with its summary."""
         recovered = await self.store.recover(self.clock())
         if recovered:
             log.info("%d interrupted action(s) will be sent again", recovered)
         self._paused_until = await self.store.paused_until()
+        await self.settle_jobs(await self.store.open_jobs_with_nothing_left())
         return recovered
 
     async def paused_until(self) -> float:
@@ -323,14 +325,16 @@ class ActionQueue:
             return True
         self._learn_window(x_user_id, endpoint, sent_at)
         now = self.clock()
-        async with self.db.batch() as batch:  # the action, the cache and the list's record: one write
-            self.store.finish(batch, action.id, "done", "muted" if kind == "mute" else "unmuted", now)
-            self.mutes.record(batch, member_id, XUser(target, action.username, ""), muted=kind == "mute",
-                              manual=False)
-            if kind == "mute" and action.cause == "list" and action.list_id is not None:
-                self.lists.record_list_mute(batch, member_id, target, action.list_id, now)
-            elif kind == "unmute":
-                self.lists.forget_list_mutes(batch, member_id, target)
+        async with self.db.transaction() as batch:  # the action, the cache and the list's record: together
+            # Only while the action is still ours: an unlink during the send cancelled it and forgot the
+            # member's cache, and what the send did must not write any of it back.
+            if await self.store.settle_claimed(action.id, "done", "muted" if kind == "mute" else "unmuted", now):
+                self.mutes.record(batch, member_id, XUser(target, action.username, ""), muted=kind == "mute",
+                                  manual=False)
+                if kind == "mute" and action.cause == "list" and action.list_id is not None:
+                    self.lists.record_list_mute(batch, member_id, target, action.list_id, now)
+                elif kind == "unmute":
+                    self.lists.forget_list_mutes(batch, member_id, target)
             ended = self._after(batch, job_id)
         self._reported(job_id, ended)
         return True

@@ -191,3 +191,67 @@ async def test_an_import_with_a_broken_quote_is_refused_naming_the_line(sandbox:
         text = description(reply)
         assert reply.ephemeral and f"line {line}" in text and "quote" in text and "incident" not in text, text
     assert await entries(sandbox, "spam") == []
+
+
+# -- item 8: unlink mid-send, jobs settled after a restart, concurrent applies ------------------------------
+
+
+async def test_an_unlink_during_an_in_flight_send_leaves_nothing_behind(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await make_list(linked_mod, "spam", "user10", "user11", "user12")
+    await sandbox.link(alice, "user2")
+    sandbox.x.latency = 0.5  # every request to X takes half a second: a send is in flight long enough
+
+    async def in_flight() -> bool:
+        return await actions_of(sandbox, alice, status="in_flight") == 1
+
+    await alice.slash("mutelist apply", name="spam")
+    await eventually(in_flight, what="a send in flight")
+    unlinked = await alice.slash("unlink")
+    assert unlinked.embeds[0]["title"] == "X account unlinked"
+    summary = await alice.wait_for_dm(finished("Applying the list spam"), timeout=15)
+    assert summary.embeds[0]["title"].startswith("Cancelled")
+    db = db_of(sandbox)
+    assert await actions_of(sandbox, alice) == await actions_of(sandbox, alice, status="cancelled") == 3
+    assert await db.fetchval("SELECT count(*) FROM cached_mutes WHERE discord_user_id = ?", (alice.id,)) == 0
+    assert await db.fetchval("SELECT count(*) FROM list_mutes WHERE discord_user_id = ?", (alice.id,)) == 0
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE discord_user_id = ? AND status IN"
+                             " ('running', 'paused')", (alice.id,)) == 0
+
+
+async def test_a_restart_settles_jobs_whose_actions_all_finished_and_sends_their_summary(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await make_list(linked_mod, "spam", "user10", "user11")
+    await sandbox.link(alice, "user2")
+    await alice.slash("mutes")  # what she mutes is known, so the apply itself needs no X call
+    sandbox.x.revoke_user("user2")  # the job pauses for a relink with both mutes queued
+    await alice.slash("mutelist apply", name="spam")
+    progress = await alice.wait_for_dm(lambda m: "Applying the list spam" in m.text)
+    await progress.wait_for(lambda m: "Paused" in m.text)
+    await alice.slash("unlink")  # cancels both: nothing of the job is left to send
+    assert await actions_of(sandbox, alice, status="cancelled") == 2
+    await sandbox.stop_bot()
+    await sandbox.start_bot()
+    summary = await alice.wait_for_dm(finished("Applying the list spam"))
+    assert summary.embeds[0]["title"].startswith("Cancelled") and "cancelled **2**" in summary.embeds[0][
+        "description"]
+    assert await db_of(sandbox).fetchval("SELECT status FROM jobs WHERE discord_user_id = ?", (alice.id,)) == (
+        "cancelled")
+
+
+async def test_two_concurrent_applies_of_one_list_queue_each_account_once(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await linked_mod.slash("mutelist create", name="spam")
+    names = "\n".join(f"user{i}" for i in range(10, 30)).encode()
+    await linked_mod.slash("mutelist import", name="spam", file=Attachment("l.txt", names))
+    await sandbox.link(alice, "user2")
+    first, second = await asyncio.gather(alice.slash("mutelist apply", name="spam"),
+                                         alice.slash("mutelist apply", name="spam"))
+    await wait_idle(sandbox, alice)
+    assert await actions_of(sandbox, alice, kind="mute") == 20
+    assert sandbox.x.calls["POST /2/users/:id/muting"] == 20
+    counts = sorted([description(first), description(second)])
+    assert any("**0** to mute, 20 already muted" in c for c in counts), counts

@@ -183,8 +183,20 @@ class QueueStore:
         ) == 1
 
     def finish(self, batch: Batch, action_id: int, status: str, outcome: str, now: float) -> None:
-        batch.execute("UPDATE actions SET status = ?, outcome = ?, updated_at = ? WHERE id = ?",
-                      (status, outcome[:300], now, action_id))
+        """An action's end, unless it already ended (cancelled meanwhile: that stays)."""
+        batch.execute(
+            "UPDATE actions SET status = ?, outcome = ?, updated_at = ? WHERE id = ?"
+            " AND status IN ('pending', 'in_flight')",
+            (status, outcome[:300], now, action_id),
+        )
+
+    async def settle_claimed(self, action_id: int, status: str, outcome: str, now: float) -> bool:
+        """The end of a send, in the caller's transaction; False when the action was no longer in flight
+        (cancelled while it was being sent), so that nothing else of it is recorded."""
+        return await self.db.execute(
+            "UPDATE actions SET status = ?, outcome = ?, updated_at = ? WHERE id = ? AND status = 'in_flight'",
+            (status, outcome[:300], now, action_id),
+        ) == 1
 
     async def release(self, action_id: int, *, not_before: float, refund: bool, now: float) -> None:
         """Back to pending (to be sent again at `not_before`); a refund gives the attempt back."""
@@ -244,6 +256,14 @@ class QueueStore:
             " (SELECT 1 FROM actions WHERE job_id = ? AND status IN ('pending', 'in_flight'))",
             (now, job_id, status, job_id, job_id),
         )
+
+    async def open_jobs_with_nothing_left(self) -> list[int]:
+        """Jobs still running or paused although none of their actions is pending or in flight."""
+        return [int(r["id"]) for r in await self.db.fetchall(
+            "SELECT id FROM jobs j WHERE status IN ('running', 'paused') AND NOT EXISTS"
+            " (SELECT 1 FROM actions a WHERE a.job_id = j.id AND a.status IN ('pending', 'in_flight'))"
+            " ORDER BY id"
+        )]
 
     async def job(self, job_id: int) -> JobRow | None:
         row = await self.db.fetchone(
