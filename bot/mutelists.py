@@ -233,7 +233,10 @@ class MuteLists:
                 self.store.set_reason(batch, mute_list.id, user.id, reason)
             self.store.audit(batch, guild_id, actor, "add" if added else "update", mute_list.id, now,
                              x_user_id=user.id, username=user.username, reason=reason)
-            queued = await self._follow_additions(batch, mute_list.id, [Target(user.id, user.username)]) if added else 0
+            queued, jobs = 0, list[int]()
+            if added:
+                queued, jobs = await self._follow_additions(batch, mute_list.id, [Target(user.id, user.username)])
+        await self.queue.settle_jobs(jobs)
         return mute_list, user, added, queued
 
     async def remove(self, guild_id: int, actor: int, name: str, username: str) -> tuple[MuteList, ListEntry, int]:
@@ -260,6 +263,8 @@ class MuteLists:
                     queued += self.queue.enqueue(batch, member_id, "unmute",
                                                  [Target(entry.x_user_id, entry.username)], cause="list",
                                                  list_id=mute_list.id)
+                else:  # it stays muted: another followed list that holds it takes this list's place
+                    self.store.hand_over(batch, member_id, entry.x_user_id, mute_list.id)
         await self.queue.settle_jobs(jobs)
         return mute_list, entry, queued
 
@@ -343,8 +348,9 @@ class MuteLists:
             report.added = len(new)
             self.store.audit(batch, guild_id, actor, "import", mute_list.id, now, rows=report.rows,
                              added=report.added, already=report.already, problems=len(report.problems))
-            report.queued_for = await self._follow_additions(batch, mute_list.id,
-                                                             [Target(u.id, u.username) for u in new])
+            report.queued_for, jobs = await self._follow_additions(batch, mute_list.id,
+                                                                   [Target(u.id, u.username) for u in new])
+        await self.queue.settle_jobs(jobs)
         return mute_list, report
 
     async def publish(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, int, int, int]:
@@ -360,7 +366,8 @@ class MuteLists:
             self.store.add_entries(batch, mute_list.id, [(t.x_user_id, t.username) for t in new], None, actor, now)
             self.store.audit(batch, guild_id, actor, "publish", mute_list.id, now, added=len(new),
                              already=len(mine) - len(new))
-            queued = await self._follow_additions(batch, mute_list.id, new)
+            queued, jobs = await self._follow_additions(batch, mute_list.id, new)
+        await self.queue.settle_jobs(jobs)
         return mute_list, len(new), len(mine) - len(new), queued
 
     # -- members ------------------------------------------------------------------------------------------
@@ -370,25 +377,44 @@ class MuteLists:
         muted = await self.mute_store.muted_ids(member_id) | await self.queue_store.queued_mutes(member_id)
         return muted, await self.mute_store.unmuted_by_hand(member_id)
 
-    async def _follow_additions(self, batch: Batch, list_id: int, targets: Sequence[Target]) -> int:
+    async def _follow_additions(
+        self, batch: Batch, list_id: int, targets: Sequence[Target]
+    ) -> tuple[int, list[int]]:
         """Queue the new entries, in the caller's transaction, for every subscriber (from the mutes cache:
-        no X read per addition); returns how many subscribers got work."""
+        no X read per addition); returns how many subscribers got work, and the jobs whose unmutes were
+        cancelled (to settle once committed)."""
         if not targets:
-            return 0
+            return 0, []
         subscribers = await self.store.subscribers(list_id)
         linked = await self.accounts.store.linked_members(subscribers)
         count = 0
+        jobs: set[int] = set()
         for member_id in subscribers:
             own_x_id = linked.get(member_id)
             if own_x_id is None:
                 continue
-            muted, unmuted = await self._excluded(member_id)
-            wanted = [t for t in targets if t.x_user_id not in muted and t.x_user_id not in unmuted
-                      and t.x_user_id != own_x_id]
+            # An unmute still queued for an account the list holds again (removed, then re-added) would
+            # win over the cache, which says muted: it is cancelled, and the account stays muted with a
+            # list as its reason. One already being sent cannot be stopped: a mute follows it.
+            for cancelled in await self.queue_store.cancel_unmutes_of_list(
+                member_id, list_id, outcome="a list you follow holds it again", now=self.clock()
+            ):
+                if cancelled.list_id is None:
+                    self.store.record_list_mute(batch, member_id, cancelled.x_user_id, list_id, self.clock())
+                elif cancelled.list_id != list_id:
+                    self.store.hand_over(batch, member_id, cancelled.x_user_id, cancelled.list_id)
+                if cancelled.job_id is not None:
+                    jobs.add(cancelled.job_id)
+            cached = await self.mute_store.muted_ids(member_id)
+            queued = await self.queue_store.queued_mutes(member_id)
+            unmuting = await self.queue_store.unmutes_in_flight(member_id)
+            unmuted = await self.mute_store.unmuted_by_hand(member_id)
+            wanted = [t for t in targets if t.x_user_id not in queued and t.x_user_id not in unmuted
+                      and t.x_user_id != own_x_id and (t.x_user_id not in cached or t.x_user_id in unmuting)]
             if wanted:
                 self.queue.enqueue(batch, member_id, "mute", wanted, cause="list", list_id=list_id)
                 count += 1
-        return count
+        return count, sorted(jobs)
 
     async def _only_reason(self, member_id: int, x_user_id: str, list_id: int) -> bool:
         """True when this list muted it for the member, nothing else keeps it, and it was not their own doing."""

@@ -284,7 +284,14 @@ class ActionQueue:
         kind, target, job_id = action.kind, action.x_user_id, action.job_id
         skip = await self._skip_reason(member_id, action)
         if skip is not None:
-            await self._finish(action.id, "skipped", skip, job_id)
+            async with self.db.transaction() as batch:
+                skipped = await self.store.skip_pending(action.id, skip, self.clock())
+                if skipped and action.kind == "unmute" and action.list_id is not None:
+                    # The list that asked for this unmute no longer holds the account; whatever keeps it
+                    # muted now is the reason (another followed list takes the list's place).
+                    self.lists.hand_over(batch, member_id, action.x_user_id, action.list_id)
+                ended = self._after(batch, job_id)
+            self._reported(job_id, ended)
             return True
         if not await self.store.claim(action.id, self.clock()):
             return True  # cancelled meanwhile

@@ -255,3 +255,53 @@ async def test_two_concurrent_applies_of_one_list_queue_each_account_once(
     assert sandbox.x.calls["POST /2/users/:id/muting"] == 20
     counts = sorted([description(first), description(second)])
     assert any("**0** to mute, 20 already muted" in c for c in counts), counts
+
+
+# -- item 16: what lists muted ends unmuted when no list wants it, and stays muted while one does ---------
+
+
+async def test_an_account_on_two_followed_lists_is_unmuted_once_both_removed_it(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await make_list(linked_mod, "spam", "user10", "user11")
+    await make_list(linked_mod, "other", "user10")
+    await sandbox.link(alice, "user2")
+    await apply_and_wait(alice, "spam", "mutelist subscribe")  # spam mutes user10
+    await apply_and_wait(alice, "other", "mutelist subscribe")  # already muted: nothing sent
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
+    first = await linked_mod.slash("mutelist remove", name="spam", username="user10")
+    assert "Unmuting" not in description(first)  # "other" still holds it
+    await wait_idle(sandbox, alice)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
+    second = await linked_mod.slash("mutelist remove", name="other", username="user10")
+    assert "Unmuting" in description(second) and "for 1 subscriber" in description(second)
+    await wait_idle(sandbox, alice)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user11")
+
+
+async def test_an_account_re_added_while_its_unmute_waits_ends_muted(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await make_list(linked_mod, "spam", "user10", "user11")
+    await sandbox.link(alice, "user2")
+    await apply_and_wait(alice, "spam", "mutelist subscribe")
+    assert sandbox.bot is not None
+    accounts = sandbox.bot.services.accounts
+    sandbox.x.revoke_user("user2")  # her queue waits for a relink, so the unmute stays queued
+
+    async def waiting_for_relink() -> bool:
+        account = await accounts.account(alice.id)
+        return account is not None and account.needs_relink
+
+    await linked_mod.slash("mutelist remove", name="spam", username="user10")
+    await eventually(waiting_for_relink, what="the unmute to wait for a relink")
+    assert await actions_of(sandbox, alice, status="pending", kind="unmute") == 1
+    await linked_mod.slash("mutelist add", name="spam", username="user10")
+    await sandbox.link(alice, "user2")
+    await wait_idle(sandbox, alice)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
+    # The list is the reason again: removing it once more unmutes it.
+    again = await linked_mod.slash("mutelist remove", name="spam", username="user10")
+    assert "Unmuting" in description(again) and "for 1 subscriber" in description(again)
+    await wait_idle(sandbox, alice)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user11")

@@ -226,6 +226,21 @@ class ListStore:
             (member_id, x_user_id, now, list_id),
         )
 
+    def hand_over(self, batch: Batch, member_id: int, x_user_id: str, list_id: int) -> None:
+        """This list no longer holds the account for the member, but it stays muted: each other list they
+        subscribe to that holds it becomes the reason in its place (so that list's own removal later
+        unmutes it), and this list stops being one."""
+        batch.execute(
+            "INSERT INTO list_mutes (discord_user_id, x_user_id, list_id, muted_at)"
+            " SELECT lm.discord_user_id, lm.x_user_id, s.list_id, lm.muted_at FROM list_mutes lm"
+            " JOIN subscriptions s ON s.discord_user_id = lm.discord_user_id AND s.list_id != lm.list_id"
+            " JOIN mute_list_entries e ON e.list_id = s.list_id AND e.x_user_id = lm.x_user_id"
+            " WHERE lm.discord_user_id = ? AND lm.x_user_id = ? AND lm.list_id = ? ON CONFLICT DO NOTHING",
+            (member_id, x_user_id, list_id),
+        )
+        batch.execute("DELETE FROM list_mutes WHERE discord_user_id = ? AND x_user_id = ? AND list_id = ?",
+                      (member_id, x_user_id, list_id))
+
     def forget_list_mutes(self, batch: Batch, member_id: int, x_user_id: str) -> None:
         """Unmuted: no list is the reason for a mute any longer."""
         batch.execute("DELETE FROM list_mutes WHERE discord_user_id = ? AND x_user_id = ?", (member_id, x_user_id))

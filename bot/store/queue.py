@@ -37,6 +37,13 @@ class ActionRow:
 
 
 @dataclass(frozen=True)
+class CancelledUnmute:
+    x_user_id: str
+    list_id: int | None
+    job_id: int | None
+
+
+@dataclass(frozen=True)
 class DueMember:
     member_id: int
     x_user_id: str
@@ -120,6 +127,30 @@ class QueueStore:
         jobs = sorted({int(r["job_id"]) for r in rows if r["job_id"] is not None})
         return len(rows), jobs
 
+    def cancel_pending_for(self, batch: Batch, member_id: int, x_user_id: str, kind: str, *, outcome: str,
+                           now: float) -> None:
+        """The member's pending actions of this kind on one account, whatever queued them (a later choice of the
+        member's own wins: a plain /mute cancels the unmute its timed mute's end queued)."""
+        batch.execute(
+            "UPDATE actions SET status = 'cancelled', outcome = ?, updated_at = ?"
+            " WHERE discord_user_id = ? AND x_user_id = ? AND kind = ? AND status = 'pending'",
+            (outcome, now, member_id, x_user_id, kind),
+        )
+
+    async def cancel_unmutes_of_list(
+        self, member_id: int, list_id: int, *, outcome: str, now: float
+    ) -> list[CancelledUnmute]:
+        """Cancel the member's pending list-caused unmutes of accounts this list now holds (in the caller's
+        transaction, after the entries were written)."""
+        rows = await self.db.returning(
+            "UPDATE actions SET status = 'cancelled', outcome = ?, updated_at = ? WHERE discord_user_id = ?"
+            " AND kind = 'unmute' AND cause = 'list' AND status = 'pending'"
+            " AND x_user_id IN (SELECT x_user_id FROM mute_list_entries WHERE list_id = ?)"
+            " RETURNING x_user_id, list_id, job_id",
+            (outcome, now, member_id, list_id),
+        )
+        return [CancelledUnmute(str(r["x_user_id"]), r["list_id"], r["job_id"]) for r in rows]
+
     def cancel_for_member(self, batch: Batch, member_id: int, *, outcome: str, now: float) -> None:
         """Everything the member has queued, in flight or not (they unlinked)."""
         batch.execute(
@@ -143,6 +174,13 @@ class QueueStore:
             (member_id,),
         )
         return {str(r["kind"]): int(r["n"]) for r in rows}
+
+    async def unmutes_in_flight(self, member_id: int) -> set[str]:
+        """Targets an unmute is being sent for right now (too late to cancel)."""
+        return {str(r["x_user_id"]) for r in await self.db.fetchall(
+            "SELECT x_user_id FROM actions WHERE discord_user_id = ? AND kind = 'unmute' AND status = 'in_flight'",
+            (member_id,),
+        )}
 
     async def queued_mutes(self, member_id: int) -> set[str]:
         """Targets a mute is already queued (or in flight) for."""
@@ -196,6 +234,13 @@ class QueueStore:
         return await self.db.execute(
             "UPDATE actions SET status = ?, outcome = ?, updated_at = ? WHERE id = ? AND status = 'in_flight'",
             (status, outcome[:300], now, action_id),
+        ) == 1
+
+    async def skip_pending(self, action_id: int, outcome: str, now: float) -> bool:
+        """Skip an action not sent, in the caller's transaction; False when it was cancelled meanwhile."""
+        return await self.db.execute(
+            "UPDATE actions SET status = 'skipped', outcome = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            (outcome[:300], now, action_id),
         ) == 1
 
     async def release(self, action_id: int, *, not_before: float, refund: bool, now: float) -> None:
@@ -320,3 +365,10 @@ class QueueStore:
                 (before,),
             )
         return jobs.value + actions.value
+
+    # -- metrics ----------------------------------------------------------------------------------------------
+
+    async def action_counts(self) -> dict[str, int]:
+        """How many actions the table holds in each status (bot/metrics.py reads it at each scrape)."""
+        rows = await self.db.fetchall("SELECT status, count(*) AS n FROM actions GROUP BY status")
+        return {str(r["status"]): int(r["n"]) for r in rows}
