@@ -76,8 +76,14 @@ def is_expected(error: BaseException) -> bool:
     return isinstance(error, MutebotError | InvalidUsername | XError)
 
 
-async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
-    """The one place that decides what a member sees when something fails."""
+OUTCOME_REFUSED = "refused"  # an expected failure: the member is told why
+OUTCOME_ERROR = "error"  # a bug: the member gets an apology and an incident id
+
+
+async def report_error(interaction: discord.Interaction, error: BaseException) -> str:
+    """The one place that decides what a member sees when something fails; returns which kind of failure it
+    was (OUTCOME_REFUSED or OUTCOME_ERROR)."""
+    outcome = OUTCOME_REFUSED
     if isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError):
         error = error.__cause__ or error
     if isinstance(error, discord.app_commands.errors.CommandInvokeError):
@@ -95,6 +101,7 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
     elif isinstance(error, app_commands.CommandOnCooldown):
         message = f"Slow down a little: try again in {error.retry_after:.0f} s."
     else:
+        outcome = OUTCOME_ERROR
         incident = secrets.token_hex(4)
         log.error("incident %s in %s", incident, _where(interaction), exc_info=error)
         message = (f"Sorry, something went wrong on our side. Nothing you did caused it. "
@@ -103,6 +110,7 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         await send_ephemeral(interaction, embed=error_embed(message))
     except discord.HTTPException as exc:
         log.warning("could not deliver an error message (%s)", exc.status)
+    return outcome
 
 
 def _where(interaction: discord.Interaction) -> str:

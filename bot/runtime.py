@@ -24,6 +24,7 @@ from bot.accounts import AccountService
 from bot.config import Settings, StartupError, listen_problem
 from bot.directory import UserDirectory
 from bot.discord_endpoints import point_discord_py_at
+from bot.metrics import Metrics
 from bot.mutelists import MuteLists
 from bot.mutes import MuteService
 from bot.paginator import PageButton
@@ -73,6 +74,9 @@ class MuteBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # no privileged intents: slash commands arrive as interactions
+        # Only counted when served: the hooks cost little, but /mute is measured against a bare floor.
+        self.metrics: Metrics | None = Metrics(clock=clock) if settings.metrics_port else None
+        traced: dict[str, Any] = {"http_trace": self.metrics.discord_trace()} if self.metrics else {}
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -82,6 +86,7 @@ class MuteBot(commands.Bot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             max_messages=None,
             guild_ready_timeout=guild_ready_timeout,
+            **traced,
         )
         self.settings = settings
         self.extension_names = tuple(extensions)
@@ -110,6 +115,10 @@ class MuteBot(commands.Bot):
         vault = TokenVault(settings.token_encryption_keys)
         x = XClient(settings.x_api_base, clock=self.clock,
                     consumer_key=settings.x_consumer_key, consumer_secret=settings.x_consumer_secret)
+        if self.metrics is not None:
+            x.observers.append(self.metrics.x_call)
+            x.rate_limits = self.metrics.counted_rate_limits(x.rate_limits)
+            self.metrics.queue_counts = stores.queue.action_counts
         directory = UserDirectory(stores.directory, x, clock=self.clock)
         accounts = AccountService(settings, stores, vault, x, clock=self.clock)
         accounts.on_linked = self.confirm_link
@@ -135,6 +144,12 @@ class MuteBot(commands.Bot):
         except OSError as exc:  # serve() checked the port, but something may have taken it since
             raise StartupError(_port_taken("WEB_PORT", settings.web_host, settings.web_port,
                                            (exc.strerror or str(exc)).lower())) from None
+        if self.metrics is not None and settings.metrics_port is not None:
+            try:
+                await self.metrics.start(settings.web_host, settings.metrics_port)
+            except OSError as exc:
+                raise StartupError(_port_taken("METRICS_PORT", settings.web_host, settings.metrics_port,
+                                               (exc.strerror or str(exc)).lower())) from None
         await self.sync_if_changed()
         self.start_task("purge-states", self._purge_states)
         self.start_task("retention", self._retention)
@@ -211,7 +226,15 @@ class MuteBot(commands.Bot):
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        await report_error(interaction, error)
+        outcome = await report_error(interaction, error)
+        if self.metrics is not None and interaction.command is not None:
+            self.metrics.command(interaction.command.qualified_name, outcome)
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction, command: app_commands.Command[Any, ..., Any] | app_commands.ContextMenu
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.command(command.qualified_name, "ok")
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s (%s guilds)", self.user, len(self.guilds))
@@ -262,6 +285,8 @@ class MuteBot(commands.Bot):
         await super().close()
         if web is not None:
             await web.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self._services is not None:
             services, self._services = self._services, None
             await services.queue.aclose()
@@ -357,6 +382,8 @@ async def serve(settings: Settings, stop: asyncio.Event, bot: MuteBot | None = N
     # The same for a port something else holds: say so now, not after connecting to Discord.
     if problem := listen_problem(settings.web_host, settings.web_port):
         raise StartupError(_port_taken("WEB_PORT", settings.web_host, settings.web_port, problem))
+    if settings.metrics_port is not None and (problem := listen_problem(settings.web_host, settings.metrics_port)):
+        raise StartupError(_port_taken("METRICS_PORT", settings.web_host, settings.metrics_port, problem))
     token = settings.discord_token.reveal() if settings.discord_token else ""
     attempt = 1
     while True:

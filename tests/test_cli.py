@@ -267,3 +267,12 @@ def test_sandbox_on_a_taken_port_names_the_option_and_exits_2(tmp_path: Path, ta
         "uses that port, or choose another with --port\n"
     )
     assert result.stdout == ""
+
+
+def test_run_on_a_taken_metrics_port_names_metrics_port_and_exits_2(tmp_path: Path, taken_port: int) -> None:
+    result = mutebot("run", cwd=tmp_path, env={**offline_env(tmp_path), "METRICS_PORT": str(taken_port)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"mutebot: METRICS_PORT: cannot listen on 127.0.0.1:{taken_port} (address already in use); stop what uses "
+        "that port, or set METRICS_PORT to a free one"
+    )
