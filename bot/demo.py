@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import re
 import signal
@@ -122,14 +123,19 @@ class Demo:
         dm = (await member.dms())[-1]
         self.p.dm(dm)
         url = self.s.link_url(dm)
-        page = await self.s.http.get(url)
+        page = await self.s.http.get(url, follow_redirects=True)  # our start page sets its cookie, then on to X
         expect(page.status_code == 200 and "user1" in page.text, "X's authorization page did not list the accounts")
-        self.p.line(f"  browser › opens the button: X's authorization page offers {len(self.s.x.users)} accounts; "
-                    f"{member.username} approves as @{x_username}")
+        expect(bool(page.history) and "set-cookie" in page.history[0].headers,
+               "the link's start page did not bind the link to this browser")
+        self.p.line(f"  browser › opens the button: mutebot's page ties the link to this browser and sends it on to "
+                    f"X, whose authorization page offers {len(self.s.x.users)} accounts; {member.username} approves "
+                    f"as @{x_username}")
         done = await self.s.authorize(url, x_username)
         expect(done.status_code == 200, f"the callback answered {done.status_code}")
-        title = re.search(r"<h1>(.*?)</h1>", done.text)
+        title, said = re.search(r"<h1>(.*?)</h1>", done.text), re.search(r"<p>(.*?)</p>", done.text)
         self.p.line(f"  browser › {done.url.path} answers {done.status_code}: {title.group(1) if title else ''}")
+        if said:
+            self.p.line(f"    {html.unescape(said.group(1))}")
         confirmation = await member.wait_for_dm(lambda m: bool(m.embeds) and "linked" in str(m.embeds[0]))
         self.p.dm(confirmation)
 

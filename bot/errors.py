@@ -32,6 +32,17 @@ class RelinkRequired(MutebotError):
         )
 
 
+class LinkUnreadable(RelinkRequired):
+    """A stored token that no configured TOKEN_ENCRYPTION_KEY decrypts: only a new link helps."""
+
+    def __init__(self) -> None:
+        MutebotError.__init__(
+            self,
+            "mutebot can no longer read the access it stored for your X account (its encryption key was changed), "
+            "so your link needs relinking: use `/link` again to reconnect; your queued work waits until then.",
+        )
+
+
 class SelfMute(MutebotError):
     def __init__(self) -> None:
         super().__init__("That is your own X account; X does not let you mute yourself.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -20,9 +23,9 @@ class TokenVault:
     def __init__(self, keys: Sequence[Secret | str]) -> None:
         if not keys:
             raise ValueError("TokenVault needs at least one key")
-        self._fernet = MultiFernet(
-            [Fernet((k.reveal() if isinstance(k, Secret) else k).encode()) for k in keys]
-        )
+        raw = [(k.reveal() if isinstance(k, Secret) else k).encode() for k in keys]
+        self._fernet = MultiFernet([Fernet(k) for k in raw])
+        self._raw = [base64.urlsafe_b64decode(k) for k in raw]
         self.key_count = len(keys)
 
     @staticmethod
@@ -41,6 +44,12 @@ class TokenVault:
 
     def __repr__(self) -> str:
         return f"TokenVault(keys={self.key_count})"
+
+    def signing_keys(self, purpose: str) -> list[bytes]:
+        """HMAC keys for `purpose`, one derived from each configured key (the first signs, all verify), so a
+        signature never reuses the encryption key itself and rotating TOKEN_ENCRYPTION_KEY rotates these too."""
+        label = f"mutebot signing key: {purpose}".encode()
+        return [hmac.new(key, label, hashlib.sha256).digest() for key in self._raw]
 
     async def rotate(self, store: AccountStore) -> int:
         """Re-encrypt every stored secret under the first key; returns how many values changed."""

@@ -1,15 +1,19 @@
-"""The bot's small web server: `/healthz` and the OAuth callback pages (never a 500)."""
+"""The bot's small web server: `/healthz`, the link start page and the OAuth callback pages (never a 500)."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import BaseRequest
 
-from bot.accounts import AccountService, LinkFailed
+from bot.accounts import STATE_TTL, AccountService, Linked, LinkFailed, link_cookie_name
 from bot.store import Database
 
 log = logging.getLogger(__name__)
@@ -23,6 +27,13 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
+SERVER_NAME = "mutebot"  # instead of aiohttp's "Python/3.x aiohttp/3.y": no versions for scanners to match
+
+# Bounds on what a client may send. Nothing here reads a body; a head is a request line, a few headers, a cookie.
+HEAD_TIMEOUT = 10.0  # seconds to send a whole request head (and the idle time allowed between kept-alive requests)
+MAX_LINE = 8190  # the request line (the callback's query) and each header line
+MAX_HEADERS = 48
+MAX_BODY = 16 * 1024
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -32,32 +43,142 @@ h1{{font-size:1.4rem}}</style></head>
 <body><h1>{title}</h1><p>{message}</p></body></html>
 """
 
+# Our words for the errors the server itself answers (not a handler's).
+_ERRORS = {
+    400: ("Bad request", "This request could not be understood."),
+    404: ("Not found", "There is nothing here. To link your X account, run /link in Discord."),
+    405: ("Not allowed", "This address does not accept that kind of request."),
+    413: ("Request too large", "This request is larger than mutebot accepts."),
+    431: ("Request too large", "This request's headers are larger than mutebot accepts."),
+}
+
 
 def page(status: int, title: str, message: str) -> web.Response:
     body = _PAGE.format(title=html.escape(title), message=html.escape(message))
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8",
-                        headers=SECURITY_HEADERS)
+                        headers={**SECURITY_HEADERS, "Server": SERVER_NAME})
+
+
+def error_page(status: int) -> web.Response:
+    title, message = _ERRORS.get(status, (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_
+                                          else "Error", "mutebot could not answer this request."))
+    return page(status, title, message)
+
+
+class HeadTimeoutHandler(web.RequestHandler):
+    """aiohttp's connection protocol with a deadline for each request head, which aiohttp lacks: a client that
+    trickles its head a byte at a time (slowloris) is cut off, as is a kept-alive connection left idle."""
+
+    __slots__ = ("_head_timeout", "_head_timer", "_serving")
+
+    def __init__(self, manager: web.Server, *, head_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._head_timeout = head_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._serving = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def request_started(self) -> None:
+        self._serving += 1
+        self._disarm()
+
+    def request_finished(self) -> None:
+        self._serving -= 1
+        if self._serving == 0:
+            self._arm()  # the next request on this kept-alive connection gets the same deadline
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = asyncio.get_running_loop().call_later(self._head_timeout, self._late)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _late(self) -> None:
+        self._head_timer = None
+        if self._serving == 0 and self.transport is not None:
+            log.debug("closed a connection that sent no complete request head within %.0f s", self._head_timeout)
+            self.transport.close()
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        """Requests aiohttp refuses before any handler runs (a malformed head, one too large): our page, with our
+        headers, and no traceback in the log."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response was already being sent")
+        log.info("refused a request that could not be served (%s, %s)", status, type(exc).__name__ if exc else "-")
+        response = error_page(503 if status >= 500 else status)
+        response.force_close()
+        return response
 
 
 @web.middleware
-async def never_500(
+async def guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """Our pages for every refusal, bounded bodies, and never a 500; tells the connection a request is served."""
+    protocol = request.protocol
+    watched = protocol if isinstance(protocol, HeadTimeoutHandler) else None
+    if watched is not None:
+        watched.request_started()
     try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except Exception:
-        incident = secrets.token_hex(4)
-        log.exception("incident %s while serving %s", incident, request.path)
-        if request.path.startswith("/oauth/"):
-            return page(400, "Linking failed",
-                        f"Something went wrong while linking (incident {incident}). Run /link again in Discord.")
-        return web.json_response({"status": "error", "incident": incident}, status=503)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            response = error_page(413)
+            response.force_close()  # its body is not read
+            return response
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_page(exc.status)
+        except Exception:
+            incident = secrets.token_hex(4)
+            log.exception("incident %s while serving %s", incident, request.path)
+            if request.path.startswith("/oauth/"):
+                return page(400, "Linking failed",
+                            f"Something went wrong while linking (incident {incident}). Run /link again in Discord.")
+            return web.json_response({"status": "error", "incident": incident}, status=503)
+    finally:
+        if watched is not None:
+            watched.request_finished()
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response of the app carries the security headers and our server name."""
+    response.headers["Server"] = SERVER_NAME
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def _linked_page(linked: Linked) -> web.Response:
+    who = f"the Discord account {linked.member_name}" if linked.member_name else "your Discord account"
+    message = f"Your X account @{linked.user.username} is now linked to {who}. You can return to Discord."
+    if linked.replaced is not None:
+        message += f" It replaces @{linked.replaced.username}, which mutebot no longer acts for."
+    if not linked.revoked:
+        message += (" X did not confirm revoking mutebot's previous access; you can revoke it yourself at "
+                    "x.com/settings/connected_apps.")
+    return page(200, f"Linked @{linked.user.username}", message)
 
 
 def build_app(db: Database, accounts: AccountService) -> web.Application:
-    app = web.Application(middlewares=[never_500])
+    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(_headers)
+    base = accounts.settings.public_base_url or ""
+    secure = base.startswith("https://")
+    cookie_path = base.partition("//")[2].partition("/")[2].rstrip("/")
+    cookie_path = f"/{cookie_path}/oauth/" if cookie_path else "/oauth/"
 
     async def healthz(request: web.Request) -> web.Response:
         try:
@@ -68,15 +189,33 @@ def build_app(db: Database, accounts: AccountService) -> web.Application:
             return web.json_response({"status": "unavailable", "database": "error"}, status=503)
         return web.json_response({"status": "ok", "database": "ok"})
 
+    async def start(request: web.Request) -> web.Response:
+        """The /link button's page: bind the link to this browser (a signed cookie), then on to X."""
+        state = request.query.get("state", "")
+        if not state:
+            return page(400, "Link not recognised", "This address is missing its state. Run /link again.")
+        try:
+            opened = await accounts.open_link(state, request.cookies)
+        except LinkFailed as exc:
+            return page(400, "Link not usable", exc.page)
+        response = web.Response(status=302, headers={**SECURITY_HEADERS, "Location": opened.url})
+        if opened.cookie_value is not None:
+            response.set_cookie(opened.cookie_name, opened.cookie_value, max_age=int(STATE_TTL), path=cookie_path,
+                                secure=secure, httponly=True, samesite="Lax")
+        return response
+
     async def callback(request: web.Request) -> web.Response:
         query = request.query
+        state = query.get("oauth_token") or query.get("denied") or query.get("state", "")
         try:
             if "oauth_token" in query or "denied" in query:
                 if "denied" in query:
-                    return page(400, "Linking cancelled", "You cancelled on X; nothing was linked.")
-                user = await accounts.complete_oauth1(query["oauth_token"], query.get("oauth_verifier", ""))
+                    response = page(400, "Linking cancelled", "You cancelled on X; nothing was linked.")
+                else:
+                    linked = await accounts.complete_oauth1(query["oauth_token"], query.get("oauth_verifier", ""),
+                                                            request.cookies)
+                    response = _linked_page(linked)
             else:
-                state = query.get("state", "")
                 if not state:
                     return page(400, "Link not recognised", "This address is missing its state. Run /link again.")
                 if "error" in query:
@@ -85,40 +224,60 @@ def build_app(db: Database, accounts: AccountService) -> web.Application:
                     except LinkFailed as exc:
                         return page(400, "Link not recognised", exc.page)
                     if query["error"] == "access_denied":
-                        return page(400, "Linking cancelled",
-                                    "You cancelled the authorization on X, so nothing was linked. "
-                                    "Run /link again whenever you like.")
-                    return page(400, "Linking failed", "X reported an error; nothing was linked. Run /link again.")
-                code = query.get("code", "")
-                if not code:
-                    return page(400, "Link not recognised", "This address is missing its code. Run /link again.")
-                user = await accounts.complete_oauth2(state, code)
+                        response = page(400, "Linking cancelled",
+                                        "You cancelled the authorization on X, so nothing was linked. "
+                                        "Run /link again whenever you like.")
+                    else:
+                        response = page(400, "Linking failed",
+                                        "X reported an error; nothing was linked. Run /link again.")
+                else:
+                    code = query.get("code", "")
+                    if not code:
+                        return page(400, "Link not recognised",
+                                    "This address is missing its code. Run /link again.")
+                    response = _linked_page(await accounts.complete_oauth2(state, code, request.cookies))
         except LinkFailed as exc:
-            return page(400, "Linking failed", exc.page)
-        return page(200, f"Linked @{user.username}", f"Linked @{user.username} — return to Discord.")
+            response = page(400, "Linking failed", exc.page)
+        if state and link_cookie_name(state) in request.cookies:
+            response.del_cookie(link_cookie_name(state), path=cookie_path, secure=secure, httponly=True,
+                                samesite="Lax")  # the link is over either way
+        return response
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/oauth/start", start, allow_head=False)  # a HEAD must not bind a link to a browser
     app.router.add_get("/oauth/callback", callback)
     return app
 
 
 class WebServer:
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(self, app: web.Application, host: str, port: int, *, head_timeout: float = HEAD_TIMEOUT) -> None:
         self.app, self.host, self.port = app, host, port
+        self.head_timeout = head_timeout
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        manager = self._runner.server
+        assert manager is not None
+        loop = asyncio.get_running_loop()
+
+        def connection() -> HeadTimeoutHandler:
+            return HeadTimeoutHandler(
+                manager, loop=loop, head_timeout=self.head_timeout, keepalive_timeout=self.head_timeout,
+                access_log=None, max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS,
+            )
+
+        self._server = await loop.create_server(connection, self.host, self.port)
         if self.port == 0:
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1]
+            self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("web server listening on http://%s:%s", self.host, self.port)
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()  # no new connections; the runner's clean-up ends the open ones
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -19,7 +19,8 @@ class Linking(commands.Cog):
     async def link(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         linked = await self.bot.services.accounts.account(interaction.user.id)
-        start = await self.bot.services.accounts.start_link(interaction.user.id, interaction.guild_id)
+        start = await self.bot.services.accounts.start_link(interaction.user.id, interaction.guild_id,
+                                                            member_name=interaction.user.name)
         expires = f"<t:{int(start.expires_at)}:R>"
         view = discord.ui.View(timeout=None)
         view.add_item(discord.ui.Button(label="Authorize mutebot on X", url=start.url, emoji="🔗"))
@@ -28,7 +29,8 @@ class Linking(commands.Cog):
             colour=COLOUR_OK,
             description=(
                 "Open X's authorization page and approve mutebot; it can then mute and unmute accounts for "
-                f"your X account only. The link works once and expires {expires}."
+                f"your X account only. Finish in the browser the button opens. The link works once and expires "
+                f"{expires}."
             ),
         )
         if linked is not None:
@@ -43,17 +45,22 @@ class Linking(commands.Cog):
     @app_commands.command(name="unlink", description="Disconnect your X account and forget its tokens")
     async def unlink(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        account = await self.bot.services.accounts.unlink(interaction.user.id)
-        if account is None:
+        unlinked = await self.bot.services.accounts.unlink(interaction.user.id)
+        if unlinked is None:
             await send_ephemeral(interaction, embed=discord.Embed(
                 title="No X account linked", colour=COLOUR_INFO,
                 description="You have no linked X account, so there is nothing to unlink.",
             ))
             return
+        account = unlinked.account
         user = XUser(account.x_user_id, account.x_username, account.x_name, account.x_avatar_url)
+        if unlinked.revoked:
+            note = "mutebot's access was revoked at X and its tokens deleted."
+        else:
+            note = ("mutebot forgot its tokens here, but X did not confirm the revoke; you can revoke mutebot "
+                    "yourself at x.com/settings/connected_apps.")
         await send_ephemeral(interaction, embed=account_embed(
-            "X account unlinked", user, colour=COLOUR_INFO,
-            note="mutebot's access was revoked and its tokens deleted. Your mutes on X stay as they are.",
+            "X account unlinked", user, colour=COLOUR_INFO, note=f"{note} Your mutes on X stay as they are.",
         ))
 
     @app_commands.command(name="status", description="Your linked X account and your pending queued actions")
@@ -70,7 +77,10 @@ class Linking(commands.Cog):
         user = XUser(account.x_user_id, account.x_username, account.x_name, account.x_avatar_url)
         pending = await services.mutes.pending_actions(interaction.user.id)
         note = f"Linked <t:{int(account.linked_at)}:R>."
-        if account.needs_relink:
+        if account.unreadable:
+            note += ("\n⚠️ mutebot can no longer read this link (its encryption key changed), so it needs "
+                     "relinking: run `/link` again to reconnect.")
+        elif account.needs_relink:
             note += "\n⚠️ X no longer accepts this link: run `/link` again to reconnect."
         note += f"\nPending queued actions: **{pending}**" if pending else "\nNo queued actions."
         paused_until = await services.queue.paused_until() if pending else 0.0

@@ -24,7 +24,11 @@ async def test_link_reply_points_to_dms_and_the_dm_has_an_expiring_button(sandbo
     reply = await alice.slash("link")
     assert reply.ephemeral and "DM" in reply.text and "<t:" in reply.text
     dm = (await alice.dms())[-1]
-    url = sandbox.link_url(dm)
+    start = sandbox.link_url(dm)
+    assert start.startswith(f"{sandbox.public_base_url}/oauth/start?state=")  # ours: it binds the browser
+    opened = await sandbox.http.get(start)
+    assert opened.status_code == 302 and opened.headers["Cache-Control"] == "no-store"
+    url = opened.headers["location"]
     assert url.startswith(f"{sandbox.x.base_url}/i/oauth2/authorize?")
     assert "code_challenge_method=S256" in url and "code_verifier" not in url
     assert "mute.write" in url and "offline.access" in url
@@ -99,10 +103,10 @@ async def test_revoked_grant_asks_to_link_again(sandbox: Sandbox, alice: Member)
 async def test_relink_revokes_the_old_token_and_unlink_forgets(sandbox: Sandbox, alice: Member) -> None:
     await sandbox.link(alice, "user1")
     await sandbox.link(alice, "user2")
-    assert sandbox.x.calls["POST /2/oauth2/revoke"] == 1
+    assert sandbox.x.calls["POST /2/oauth2/revoke"] == 2  # the old refresh token and the old access token
     reply = await alice.slash("unlink")
     assert "unlinked" in reply.embeds[0]["title"]
-    assert sandbox.x.calls["POST /2/oauth2/revoke"] == 2
+    assert sandbox.x.calls["POST /2/oauth2/revoke"] == 4
     assert "not linked" in (await alice.slash("status")).embeds[0]["description"]
     not_linked = await alice.slash("unlink")
     assert not_linked.ephemeral and not_linked.embeds[0]["title"] == "No X account linked"
@@ -150,6 +154,7 @@ async def test_token_endpoint_outage_is_reported_and_recovers(sandbox: Sandbox, 
 async def test_a_failed_code_exchange_answers_400_and_links_nothing(sandbox: Sandbox, alice: Member) -> None:
     url = await start_link(sandbox, alice)
     state = parse_qs(urlsplit(url).query)["state"][0]
+    assert (await sandbox.http.get(url)).status_code == 302  # opened in this browser: its cookie is set
     response = await sandbox.http.get(f"{sandbox.public_base_url}/oauth/callback",
                                       params={"state": state, "code": "made-up-code"})
     assert response.status_code == 400

@@ -6,9 +6,12 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+from authlib.integrations.httpx_client import AsyncOAuth1Client
 
 from bot.sandbox.harness import Sandbox
+from bot.sandbox.x_emulator import XEmulator
 
 
 @pytest.fixture(params=["v2", "v1.1"])
@@ -26,10 +29,12 @@ async def test_link_mute_unmute_and_browse(oauth1_sandbox: Sandbox) -> None:
     alice = sandbox.member("alice")
     await alice.slash("link")
     url = sandbox.link_url((await alice.dms())[-1])
-    assert url.startswith(f"{sandbox.x.base_url}/oauth/authorize?oauth_token=")
+    assert url.startswith(f"{sandbox.public_base_url}/oauth/start?state=")
+    opened = await sandbox.http.get(url)
+    assert opened.headers["location"].startswith(f"{sandbox.x.base_url}/oauth/authorize?oauth_token=")
     page = await sandbox.authorize(url, "user1")
     assert page.status_code == 200
-    assert "Linked @user1" in page.text
+    assert "Linked @user1" in page.text and "alice" in page.text
     replay = await sandbox.http.get(str(page.url))
     assert replay.status_code == 400
 
@@ -107,3 +112,35 @@ async def test_list_apply_through_the_queue(oauth1_sandbox: Sandbox) -> None:
     v11 = sandbox.settings().x_mute_api == "v1.1"
     key = "POST /1.1/mutes/users/create.json" if v11 else "POST /2/users/:id/muting"
     assert sandbox.x.calls[key] == 2
+
+
+async def test_an_oauth1_link_finished_in_another_browser_links_nothing(oauth1_sandbox: Sandbox) -> None:
+    sandbox = oauth1_sandbox
+    alice = sandbox.member("alice")
+    await alice.slash("link")
+    url = sandbox.link_url((await alice.dms())[-1])
+    async with httpx.AsyncClient(timeout=10) as hers, httpx.AsyncClient(timeout=10) as another:
+        opened = await hers.get(url)
+        assert opened.status_code == 302
+        refused = await sandbox.authorize(opened.headers["location"], "user1", browser=another)
+    assert refused.status_code == 400 and "different browser" in refused.text
+    assert "not linked" in str((await alice.slash("status")).embeds[0]["description"])
+
+
+async def test_the_emulator_invalidates_oauth1_tokens_as_x_documents() -> None:
+    # developer.x.com, "POST oauth/invalidate_token": user context with the token to end; 200 {"access_token": ...};
+    # afterwards the token answers 401, code 89.
+    async with XEmulator() as x:
+        token, secret = x.issue_oauth1_token("user1")
+        async with AsyncOAuth1Client(client_id=x.consumer_key, client_secret=x.consumer_secret, token=token,
+                                     token_secret=secret) as client:
+            first = await client.post(f"{x.base_url}/1.1/oauth/invalidate_token")
+            assert first.status_code == 200 and first.json() == {"access_token": token}
+            again = await client.post(f"{x.base_url}/1.1/oauth/invalidate_token")
+            assert again.status_code == 401 and again.json()["errors"][0]["code"] == 89
+        bearer = x.issue_token("user2")["access_token"]
+        async with httpx.AsyncClient() as plain:
+            refused = await plain.post(f"{x.base_url}/1.1/oauth/invalidate_token",
+                                       headers={"Authorization": f"Bearer {bearer}"})
+        assert refused.status_code == 403
+    assert x.live_grants("user1")["oauth1"] == 0

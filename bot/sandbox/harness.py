@@ -155,10 +155,20 @@ class Sandbox:
                 return str(button["url"])
         raise AssertionError(f"no link button in {message!r}")
 
-    async def authorize(self, url: str, x_username: str | None, *, deny: bool = False) -> httpx.Response:
-        """What the member's browser does: approve (or deny) on the emulator, then follow it to our callback."""
+    async def authorize(
+        self, url: str, x_username: str | None, *, deny: bool = False, browser: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        """What the member's browser does: open the link (the bot's start page sets its cookie and sends the
+        browser on to X), approve (or deny) there, then follow X back to our callback. `browser` is another
+        browser (its own cookie jar); by default the sandbox's one."""
+        browser = browser or self.http
+        if url.startswith(f"{self.public_base_url}/"):
+            opened = await browser.get(url)
+            if not opened.is_redirect:
+                return opened  # the start page refused: it says why
+            url = opened.headers["location"]
         extra = urlencode({"deny": "1"} if deny else {"login": x_username or ""})
-        return await self.http.get(f"{url}&{extra}", follow_redirects=True)
+        return await browser.get(f"{url}&{extra}", follow_redirects=True)
 
     async def link(self, member: Member, x_username: str) -> httpx.Response:
         """The whole /link journey: the DM's button, X's authorization page, the callback."""

@@ -440,6 +440,7 @@ class XEmulator:
         self.error_rate = 0.0
         self.fail_next: dict[str, int] = {}  # endpoint key ("POST /2/users/:id/muting") -> 503s still to answer
         self.latency = 0.0
+        self.endpoint_latency: dict[str, float] = {}  # endpoint key ("POST /2/oauth2/token") -> extra seconds
         self.usage_capped = False
         self.calls: collections.Counter[str] = collections.Counter()
         self.token_refreshes = 0
@@ -547,6 +548,16 @@ class XEmulator:
         for c in self._oauth1.values():
             if c.user_id == uid:
                 c.revoked = True
+
+    def live_grants(self, username: str) -> dict[str, int]:
+        """How many of the account's tokens still work: OAuth 2.0 access and refresh tokens, OAuth 1.0a tokens."""
+        uid, now = self.user(username).id, self._clock()
+        return {
+            "access": sum(1 for a in self._access.values() if a.user_id == uid and not a.revoked
+                          and now < a.expires_at),
+            "refresh": sum(1 for r in self._refresh.values() if r.user_id == uid and not r.revoked and not r.used),
+            "oauth1": sum(1 for c in self._oauth1.values() if c.user_id == uid and not c.revoked),
+        }
 
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far expired; refresh tokens keep working."""
@@ -659,6 +670,8 @@ class XEmulator:
         r.add_post("/oauth/request_token", self._request_token)
         r.add_get("/oauth/authorize", self._oauth1_authorize)
         r.add_post("/oauth/access_token", self._access_token)
+        r.add_post("/1.1/oauth/invalidate_token", self._invalidate_token)
+        r.add_post("/1.1/oauth/invalidate_token.json", self._invalidate_token)  # the form X's example uses
         r.add_post("/1.1/mutes/users/create.json", self._v11_create)
         r.add_post("/1.1/mutes/users/destroy.json", self._v11_destroy)
         r.add_get("/1.1/mutes/users/ids.json", self._v11_ids)
@@ -681,6 +694,8 @@ class XEmulator:
             self.calls[key] += 1
         if self.latency > 0:
             await asyncio.sleep(self.latency)
+        if key is not None and self.endpoint_latency.get(key, 0.0) > 0:
+            await asyncio.sleep(self.endpoint_latency[key])
         path = request.path
         is_api = path.startswith(("/2/", "/1.1/"))
         failing = key is not None and self.fail_next.get(key, 0) > 0
@@ -1297,6 +1312,20 @@ class XEmulator:
                 "screen_name": user.username,
             }
         )
+
+    async def _invalidate_token(self, request: web.Request) -> web.Response:
+        """POST /1.1/oauth/invalidate_token, as X documents it (developer.x.com, authentication API reference,
+        "POST oauth/invalidate_token"): signed in user context with the very token to end; answers 200
+        {"access_token": TOKEN}; once invalidated, the token answers 401 with code 89."""
+        principal = await self._authenticate(request)
+        if not isinstance(principal, Principal):
+            return v11_error(principal, 400 if principal[0] == 215 else 401)
+        if principal.scopes is not None:  # an OAuth 2.0 bearer token is not an OAuth 1.0a access token
+            return v11_error((220, "Your credentials do not allow access to this resource."), 403)
+        params = oauth1.parse_authorization(request.headers.get("Authorization", "")) or {}
+        token = params.get("oauth_token", "")
+        self._oauth1[token].revoked = True
+        return json_response({"access_token": token})
 
     # ------------------------------------------------------------------ v1.1 mutes
 

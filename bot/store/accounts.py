@@ -40,6 +40,8 @@ class StateRow:
     verifier: bytes
     expires_at: float
     used_at: float | None
+    browser_hash: str | None  # set when the start page bound the state to one browser
+    member_name: str
 
 
 _LINK_COLUMNS = (
@@ -134,14 +136,22 @@ class AccountStore:
             self._changed(batch, member_id)
         return changed.value == 1
 
-    async def mark_relink(self, member_id: int, now: float) -> bool:
-        """True when this call was the one that flagged it (so the member is told once)."""
+    async def mark_relink(self, member_id: int, now: float, *, expected_access: bytes | None = None) -> bool:
+        """True when this call was the one that flagged it (so the member is told once). With `expected_access`,
+        only while the row still holds that token: a relink meanwhile is not flagged for the old link's failure."""
         async with self.db.batch() as batch:
-            changed = batch.execute(
-                "UPDATE linked_accounts SET needs_relink = 1, updated_at = ?"
-                " WHERE discord_user_id = ? AND needs_relink = 0",
-                (now, member_id),
-            )
+            if expected_access is None:
+                changed = batch.execute(
+                    "UPDATE linked_accounts SET needs_relink = 1, updated_at = ?"
+                    " WHERE discord_user_id = ? AND needs_relink = 0",
+                    (now, member_id),
+                )
+            else:
+                changed = batch.execute(
+                    "UPDATE linked_accounts SET needs_relink = 1, updated_at = ?"
+                    " WHERE discord_user_id = ? AND needs_relink = 0 AND access_token = ?",
+                    (now, member_id, expected_access),
+                )
             self._changed(batch, member_id)
         return changed.value == 1
 
@@ -166,24 +176,32 @@ class AccountStore:
 
     async def add_state(
         self, state_hash: str, member_id: int, guild_id: int | None, auth_kind: str, verifier: bytes,
-        now: float, expires_at: float,
+        now: float, expires_at: float, *, member_name: str = "",
     ) -> None:
         await self.db.execute(
             "INSERT INTO oauth_states (state_hash, discord_user_id, guild_id, auth_kind, verifier, created_at,"
-            " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (state_hash, member_id, guild_id, auth_kind, verifier, now, expires_at),
+            " expires_at, member_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (state_hash, member_id, guild_id, auth_kind, verifier, now, expires_at, member_name),
         )
 
     async def state(self, state_hash: str) -> StateRow | None:
         row = await self.db.fetchone(
-            "SELECT discord_user_id, guild_id, auth_kind, verifier, expires_at, used_at FROM oauth_states"
-            " WHERE state_hash = ?",
+            "SELECT discord_user_id, guild_id, auth_kind, verifier, expires_at, used_at, browser_hash, member_name"
+            " FROM oauth_states WHERE state_hash = ?",
             (state_hash,),
         )
         if row is None:
             return None
         return StateRow(int(row["discord_user_id"]), row["guild_id"], str(row["auth_kind"]), bytes(row["verifier"]),
-                        float(row["expires_at"]), row["used_at"])
+                        float(row["expires_at"]), row["used_at"], row["browser_hash"], str(row["member_name"]))
+
+    async def bind_browser(self, state_hash: str, browser_hash: str) -> bool:
+        """Tie an unused state to one browser: True for exactly one caller."""
+        return await self.db.execute(
+            "UPDATE oauth_states SET browser_hash = ? WHERE state_hash = ? AND browser_hash IS NULL"
+            " AND used_at IS NULL",
+            (browser_hash, state_hash),
+        ) == 1
 
     async def claim_state(self, state_hash: str, now: float) -> bool:
         """Spend a state: True for exactly one caller."""

@@ -245,6 +245,20 @@ class ListStore:
         """Unmuted: no list is the reason for a mute any longer."""
         batch.execute("DELETE FROM list_mutes WHERE discord_user_id = ? AND x_user_id = ?", (member_id, x_user_id))
 
+    def forget_member_list_mutes(self, batch: Batch, member_id: int) -> None:
+        """Every list-caused mute record of the member: they were about an X account no longer linked."""
+        batch.execute("DELETE FROM list_mutes WHERE discord_user_id = ?", (member_id,))
+
+    async def subscribed_entries(self, member_id: int) -> list[tuple[int, ListEntry]]:
+        """(list id, entry) for every entry of every list the member subscribes to, oldest subscription first."""
+        rows = await self.db.fetchall(
+            "SELECT s.list_id, e.x_user_id, e.username, e.reason, e.added_by, e.added_at FROM subscriptions s"
+            " JOIN mute_list_entries e ON e.list_id = s.list_id WHERE s.discord_user_id = ?"
+            " ORDER BY s.subscribed_at, s.list_id, e.added_at, e.x_user_id",
+            (member_id,),
+        )
+        return [(int(r["list_id"]), _entry(r)) for r in rows]
+
     async def held_elsewhere(self, member_id: int, x_user_id: str, list_id: int | None) -> bool:
         """Another list still holds this account for the member (see _HELD_ELSEWHERE)."""
         other = -1 if list_id is None else list_id

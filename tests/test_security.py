@@ -1,0 +1,272 @@
+"""Security and integrity (issue 14): each test here failed on the code before its fix.
+
+Link binding, what a relink forgets, tokens no key decrypts, refresh racing relink, revocation, the web server's
+limits, log redaction and the database file's permissions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from bot.accounts import AccountService
+from bot.logs import setup_logging
+from bot.sandbox.harness import Sandbox
+from bot.sandbox.members import Member, Reply
+from bot.store import Stores
+from bot.vault import TokenVault
+from bot.x_client import XClient
+
+NO_GRANTS = {"access": 0, "refresh": 0, "oauth1": 0}
+
+
+def description(reply: Reply) -> str:
+    return str(reply.embeds[0].get("description", "")) if reply.embeds else reply.text
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def link_url(member: Member) -> str:
+    before = len(await member.dms())
+    await member.slash("link")
+    dms = await member.dms()
+    assert len(dms) > before, "/link sent no DM"
+    return Sandbox.link_url(dms[-1])
+
+
+# -- 1. a link is finished only in the browser that opened it --------------------------------------------------
+
+
+async def test_a_link_url_finished_in_another_browser_links_nothing(sandbox: Sandbox) -> None:
+    mallory = sandbox.member("mallory")
+    url = await link_url(mallory)
+    assert url.startswith(f"{sandbox.public_base_url}/oauth/start?")
+    async with httpx.AsyncClient(timeout=10) as mallorys_browser, httpx.AsyncClient(timeout=10) as victims_browser:
+        opened = await mallorys_browser.get(url)
+        assert opened.status_code == 302
+        cookie = opened.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "path=/oauth/" in cookie
+        x_page = opened.headers["location"]
+        assert x_page.startswith(f"{sandbox.x.base_url}/i/oauth2/authorize?")
+        # The start page, forwarded after Mallory opened it, is refused in any other browser.
+        forwarded = await victims_browser.get(url)
+        assert forwarded.status_code == 400 and "another browser" in forwarded.text
+        # "Verify your account here": Mallory hands X's page to her victim, who approves as user7.
+        refused = await sandbox.authorize(x_page, "user7", browser=victims_browser)
+        assert refused.status_code == 400
+        assert "different browser" in refused.text
+        assert refused.headers["Cache-Control"] == "no-store"
+        # And the refusal spent the state: Mallory cannot finish it with her own cookie either.
+        code = parse_qs(urlsplit(str(refused.url)).query)["code"][0]
+        state = parse_qs(urlsplit(x_page).query)["state"][0]
+        late = await mallorys_browser.get(f"{sandbox.public_base_url}/oauth/callback",
+                                          params={"state": state, "code": code})
+        assert late.status_code == 400
+    assert "not linked" in description(await mallory.slash("status"))
+
+    # The member who opens her own link and finishes it in the same browser is linked, and told to whom.
+    alice = sandbox.member("alice")
+    async with httpx.AsyncClient(timeout=10) as browser:
+        page = await sandbox.authorize(await link_url(alice), "user8", browser=browser)
+        assert page.status_code == 200
+        assert "@user8" in page.text and "alice" in page.text
+        assert not [c for c in browser.cookies.jar if c.name.startswith("mutebot_link")]  # the callback cleared it
+    assert "@user8" in description(await alice.slash("status"))
+
+
+async def test_a_forged_link_cookie_is_refused(sandbox: Sandbox, alice: Member) -> None:
+    url = await link_url(alice)
+    async with httpx.AsyncClient(timeout=10) as browser:
+        opened = await browser.get(url)
+        [cookie] = [c for c in browser.cookies.jar if c.name.startswith("mutebot_link")]
+        nonce, _, signature = str(cookie.value).partition(".")
+        browser.cookies.set(cookie.name, f"{nonce}.{'0' * len(signature)}", domain=cookie.domain, path=cookie.path)
+        refused = await sandbox.authorize(opened.headers["location"], "user3", browser=browser)
+    assert refused.status_code == 400 and "different browser" in refused.text
+    assert "not linked" in description(await alice.slash("status"))
+
+
+# -- 2. another X account: what mutebot knew about the old one goes ---------------------------------------------
+
+
+async def test_relinking_another_x_account_forgets_the_old_accounts_list_mutes(
+    sandbox: Sandbox, alice: Member, mod: Member
+) -> None:
+    await sandbox.link(mod, "user9")
+    await sandbox.link(alice, "user1")
+    await mod.slash("mutelist create", name="spam")
+    for target in ("user10", "user11"):
+        await mod.slash("mutelist add", name="spam", username=target)
+    await alice.slash("mutelist subscribe", name="spam")
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and str(m.embeds[0].get("title", "")).startswith("Finished"))
+    assert set(sandbox.x.mutes_of("user1")) == {sandbox.x.user("user10").id, sandbox.x.user("user11").id}
+
+    sandbox.x.seed_mutes("user2", ["user10"])  # her other X account mutes user10 by itself
+    await sandbox.link(alice, "user2")
+    # The subscription stays, and is applied afresh to the new account: user11 is muted there too.
+    user11 = sandbox.x.user("user11").id
+
+    async def applied() -> bool:
+        return user11 in sandbox.x.mutes_of("user2")
+
+    await eventually(applied, "the subscribed list to reach the new X account")
+    reply = await alice.slash("mutelist unsubscribe", name="spam", undo=True)
+    assert "Unmuting **1**" in description(reply)
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Finished: Undoing the list spam")
+    # user10 was the new account's own mute, not the list's: it stays.
+    assert sandbox.x.mutes_of("user2") == [sandbox.x.user("user10").id]
+    # The old account was left as it was (mutebot no longer acts for it).
+    assert len(sandbox.x.mutes_of("user1")) == 2
+
+
+# -- 3. a stored token that no configured key decrypts ----------------------------------------------------------
+
+
+async def test_a_token_no_key_decrypts_means_relink_not_an_incident(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = setup_logging("INFO", logging.StreamHandler(stream))
+    try:
+        async with Sandbox(tmp_path) as sandbox:
+            alice, mod = sandbox.member("alice"), sandbox.member("mod", moderator=True)
+            await sandbox.link(mod, "user9")
+            await sandbox.link(alice, "user1")
+            await mod.slash("mutelist create", name="spam")
+            await alice.slash("mutelist subscribe", name="spam")
+            await alice.wait_for_dm(lambda m: bool(m.embeds) and "Finished" in str(m.embeds[0].get("title")))
+
+            # The operator replaces TOKEN_ENCRYPTION_KEY without keeping the old key, and restarts.
+            sandbox.key = TokenVault.generate_key()
+            await sandbox.stop_bot()
+            await sandbox.start_bot()
+            assert sandbox.bot is not None
+            db = sandbox.bot.services.db
+
+            relinked = await sandbox.link(mod, "user9")  # relinking over an unreadable link works
+            assert relinked.status_code == 200
+            added = await mod.slash("mutelist add", name="spam", username="user12")
+            assert "Added to `spam`" in str(added.embeds)
+            # The queue reaches alice's action, cannot unseal her token: it pauses her work, asking for a relink.
+            await alice.wait_for_dm(lambda m: "/link" in m.text)
+
+            async def settled() -> bool:
+                return await db.fetchval("SELECT count(*) FROM actions WHERE status = 'in_flight'") == 0
+
+            await eventually(settled, "no action left in flight")
+            assert await db.fetchval(
+                "SELECT count(*) FROM actions WHERE discord_user_id = ? AND status = 'pending'", (alice.id,)
+            ) == 1
+            muted = await alice.slash("mute", username="user2")
+            assert "relink" in description(muted) and "/link" in description(muted)
+            assert "incident" not in description(muted)
+            status = await alice.slash("status")
+            assert "/link" in description(status)
+
+            unlinked = await alice.slash("unlink")
+            words = description(unlinked)
+            assert unlinked.ephemeral and "incident" not in words
+            assert "x.com/settings/connected_apps" in words
+            await sandbox.link(alice, "user1")
+            again = await alice.slash("mute", username="user2")
+            assert again.embeds[0]["title"] == "Muted on X"
+    finally:
+        logging.getLogger().removeHandler(handler)
+    logs = stream.getvalue()
+    assert "Traceback" not in logs, logs[-3000:]
+
+
+# -- 5. a refresh racing a relink ---------------------------------------------------------------------------------
+
+
+async def test_a_refresh_racing_a_relink_in_another_process_keeps_the_new_token(
+    sandbox: Sandbox, alice: Member
+) -> None:
+    await sandbox.link(alice, "user1")
+    assert sandbox.bot is not None
+    settings = sandbox.settings()
+    # A second mutebot process on the same database: its own store, X client and per-member locks.
+    stores = await Stores.open(settings.database_path)
+    x = XClient(settings.x_api_base, consumer_key=settings.x_consumer_key,
+                consumer_secret=settings.x_consumer_secret)
+    other = AccountService(settings, stores, TokenVault(settings.token_encryption_keys), x)
+    try:
+        start = await other.start_link(alice.id, sandbox.guild_id)
+        state = parse_qs(urlsplit(start.url).query)["state"][0]
+        opened = await other.open_link(state, {})
+        assert opened.cookie_value is not None
+        approved = await sandbox.http.get(f"{opened.url}&login=user2")
+        code = parse_qs(urlsplit(approved.headers["location"]).query)["code"][0]
+
+        # This process refreshes alice's expired token, slowly; the other one relinks her meanwhile.
+        sandbox.x.expire_access_tokens()
+        token_calls = sandbox.x.calls["POST /2/oauth2/token"]
+        sandbox.x.endpoint_latency["POST /2/oauth2/token"] = 1.0
+        muting = asyncio.create_task(alice.slash("mute", username="user3"))
+
+        async def refreshing() -> bool:
+            return sandbox.x.calls["POST /2/oauth2/token"] > token_calls
+
+        await eventually(refreshing, "the refresh to reach X")
+        # The relink's own exchange is quick; its revoking of the old tokens slow, so the refresh lands first.
+        sandbox.x.endpoint_latency = {"POST /2/oauth2/revoke": 2.0}
+        linked = await other.complete_oauth2(state, code, {opened.cookie_name: opened.cookie_value})
+        assert linked.user.username == "user2"
+        await muting
+        sandbox.x.endpoint_latency.clear()
+    finally:
+        await other.aclose()
+        await x.aclose()
+        await stores.db.close()
+    # The refresh's write did not land over the relink: the stored token is user2's.
+    reply = await alice.slash("mute", username="user4")
+    assert reply.embeds and reply.embeds[0].get("title") == "Muted on X", reply.embeds
+    assert sandbox.x.user("user4").id in sandbox.x.mutes_of("user2")
+    assert sandbox.x.user("user4").id not in sandbox.x.mutes_of("user1")
+
+
+# -- 6. revocation ------------------------------------------------------------------------------------------------
+
+
+async def test_unlink_and_relink_revoke_the_refresh_token_too(sandbox: Sandbox, alice: Member) -> None:
+    await sandbox.link(alice, "user1")
+    assert sandbox.x.live_grants("user1") == {"access": 1, "refresh": 1, "oauth1": 0}
+    await sandbox.link(alice, "user2")
+    assert sandbox.x.live_grants("user1") == NO_GRANTS
+    reply = await alice.slash("unlink")
+    assert sandbox.x.live_grants("user2") == NO_GRANTS
+    assert "revoked" in description(reply)
+    assert "did not confirm" not in description(reply)
+
+
+async def test_unlink_says_so_when_x_did_not_confirm_the_revoke(sandbox: Sandbox, alice: Member) -> None:
+    await sandbox.link(alice, "user1")
+    sandbox.x.error_rate = 1.0
+    reply = await alice.slash("unlink")
+    sandbox.x.error_rate = 0.0
+    words = description(reply)
+    assert "did not confirm" in words and "x.com/settings/connected_apps" in words
+    assert "not linked" in description(await alice.slash("status"))  # forgotten here all the same
+
+
+async def test_oauth1_unlink_invalidates_the_token_at_x(tmp_path: Path) -> None:
+    async with Sandbox(tmp_path, env={"X_AUTH": "oauth1"}) as sandbox:
+        alice = sandbox.member("alice")
+        await sandbox.link(alice, "user1")
+        assert sandbox.x.live_grants("user1")["oauth1"] == 1
+        await sandbox.link(alice, "user2")  # a relink invalidates the old account's token
+        assert sandbox.x.live_grants("user1")["oauth1"] == 0
+        reply = await alice.slash("unlink")
+        assert sandbox.x.live_grants("user2")["oauth1"] == 0
+        assert sandbox.x.calls["POST /1.1/oauth/invalidate_token"] == 2
+        assert "revoked" in description(reply) and "did not confirm" not in description(reply)
