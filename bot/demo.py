@@ -247,6 +247,22 @@ async def journey(demo: Demo) -> None:
             raise StepFailed(f"step {number} ({title}): {type(exc).__name__}: {exc}") from exc
 
 
+def keep_running_hint(sandbox: Sandbox) -> list[str]:
+    """What to try by hand: commands that work as printed, with a real token of a seeded X account."""
+    x = sandbox.x
+    token = x.issue_token("user1")
+    me, target = x.user("user1").id, x.user("user5").id
+    auth = f"-H 'Authorization: Bearer {token['access_token']}'"
+    hours = int(token["expires_in"]) // 3600
+    return [
+        f"Still running (Ctrl+C to stop). Try it by hand, as @user1 of the X emulator (the token works for {hours} h):",
+        f"  curl -s {auth} {x.base_url}/2/users/me",
+        f"  curl -s -X POST {auth} -H 'Content-Type: application/json' -d '{{\"target_user_id\": \"{target}\"}}' "
+        f"{x.base_url}/2/users/{me}/muting",
+        f"  curl -s {sandbox.public_base_url}/healthz",
+    ]
+
+
 async def _run(keep_running: bool) -> int:
     printer = Printer()
     started = time.monotonic()
@@ -264,9 +280,8 @@ async def _run(keep_running: bool) -> int:
         printer.line()
         printer.line(f"✓ every step behaved as expected ({time.monotonic() - started:.1f} s)")
         if keep_running:
-            printer.line("Still running (Ctrl+C to stop): try `curl "
-                         f"{sandbox.x.base_url}/2/users/by/username/user1 -H 'Authorization: Bearer …'` or "
-                         f"`curl {sandbox.public_base_url}/healthz`.")
+            for line in keep_running_hint(sandbox):
+                printer.line(line)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import re
+import json
+import shlex
 import signal
 import subprocess
 import sys
 from pathlib import Path
-
-import httpx
 
 
 def test_demo_runs_the_whole_journey(tmp_path: Path) -> None:
@@ -27,7 +26,7 @@ def test_demo_runs_the_whole_journey(tmp_path: Path) -> None:
     assert "\\_" not in out
 
 
-async def test_keep_running_serves_until_interrupted(tmp_path: Path) -> None:
+async def test_keep_running_prints_commands_that_work_as_printed(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "demo", "--keep-running", cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -38,10 +37,19 @@ async def test_keep_running_serves_until_interrupted(tmp_path: Path) -> None:
         while b"Still running" not in line:
             line = await asyncio.wait_for(process.stdout.readline(), timeout=90)
             assert line, "the demo ended without staying up"
-        health = re.search(rb"curl (http://127\.0\.0\.1:\d+/healthz)", line)
-        assert health
-        async with httpx.AsyncClient() as http:
-            assert (await http.get(health.group(1).decode())).json()["status"] == "ok"
+        commands = [(await asyncio.wait_for(process.stdout.readline(), timeout=10)).decode() for _ in range(3)]
+        answers = []
+        for command in commands:
+            assert command.startswith("  curl -s "), command
+            # Run exactly what was printed, as a shell would split it.
+            done = await asyncio.create_subprocess_exec(*shlex.split(command), stdout=asyncio.subprocess.PIPE)
+            out, _ = await asyncio.wait_for(done.communicate(), timeout=20)
+            assert done.returncode == 0, command
+            answers.append(json.loads(out))
+        me, muted, health = answers
+        assert me["data"]["username"] == "user1"
+        assert muted["data"]["muting"] is True
+        assert health["status"] == "ok"
         process.send_signal(signal.SIGINT)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     finally:
