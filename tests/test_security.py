@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +23,7 @@ from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member, Reply
 from bot.store import Stores
 from bot.vault import TokenVault
+from bot.web import SECURITY_HEADERS, WebServer, build_app
 from bot.x_client import XClient
 
 NO_GRANTS = {"access": 0, "refresh": 0, "oauth1": 0}
@@ -270,3 +273,80 @@ async def test_oauth1_unlink_invalidates_the_token_at_x(tmp_path: Path) -> None:
         assert sandbox.x.live_grants("user2")["oauth1"] == 0
         assert sandbox.x.calls["POST /1.1/oauth/invalidate_token"] == 2
         assert "revoked" in description(reply) and "did not confirm" not in description(reply)
+
+
+# -- 10. the web server's limits ------------------------------------------------------------------------------------
+
+
+async def raw_request(port: int, head: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+async def test_a_client_trickling_its_request_head_is_cut_off(sandbox: Sandbox) -> None:
+    assert sandbox.bot is not None
+    services = sandbox.bot.services
+    server = WebServer(build_app(services.db, services.accounts), "127.0.0.1", 0, head_timeout=0.5)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        started, answer, closed = time.monotonic(), b"", False
+        for _ in range(40):  # one byte every 0.1 s, for up to 4 s: the head never ends
+            try:
+                writer.write(b"a")
+                await writer.drain()
+                answer = await asyncio.wait_for(reader.read(100), 0.1)
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                closed = True
+                break
+            if answer == b"":
+                closed = True
+                break
+        writer.close()
+        assert closed, "the server waited for the trickled head"
+        assert time.monotonic() - started < 2.0
+        # A client that sends its head at once, on the same server, is answered.
+        healthy = await raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert healthy.startswith(b"HTTP/1.1 200")
+    finally:
+        await server.stop()
+
+
+async def test_refusals_are_our_pages_with_the_security_headers_and_no_versions(sandbox: Sandbox) -> None:
+    base = sandbox.public_base_url
+    missing = await sandbox.http.get(f"{base}/nope")
+    wrong_method = await sandbox.http.post(f"{base}/oauth/callback")
+    too_big = await sandbox.http.post(f"{base}/oauth/callback", content=b"x" * 100_000)
+    health = await sandbox.http.get(f"{base}/healthz")
+    callback = await sandbox.http.get(f"{base}/oauth/callback?state=madeup&code=x")
+    for response, status in ((missing, 404), (wrong_method, 405), (too_big, 413), (callback, 400)):
+        assert response.status_code == status, response.text
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "<h1>" in response.text and "aiohttp" not in response.text
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (status, name)
+    for response in (missing, wrong_method, too_big, health, callback):
+        server = response.headers.get("Server", "")
+        assert not re.search(r"\d|aiohttp|python", server, re.IGNORECASE), server
+    assert health.headers["X-Content-Type-Options"] == "nosniff"
+
+    # Heads aiohttp refuses before any handler (a header line over the limit, too many headers): our 400 too.
+    port = urlsplit(base).port
+    assert port is not None
+    for head in (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
+                 b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n"):
+        answer = (await raw_request(port, head)).decode(errors="replace")
+        status_line, _, rest = answer.partition("\r\n")
+        assert re.match(r"HTTP/1\.[01] 400 ", status_line), status_line
+        headers = rest.lower()
+        assert "content-security-policy: default-src 'none'" in headers and "x-frame-options: deny" in headers
+        assert "server: mutebot" in headers and "aiohttp" not in headers
+        assert "<h1>Bad request</h1>" in answer
