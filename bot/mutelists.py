@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.accounts import AccountService, LinkedAccount
 from bot.directory import UserDirectory
@@ -21,6 +23,8 @@ from bot.store.lists import DuplicateListName, ListEntry, ListSummary, MuteList
 from bot.store.queue import QueuedTarget
 from bot.usernames import InvalidUsername, Username, normalize_username
 from bot.x_client import LookupResult, UserAuth, XRateLimited, XUnavailable, XUsageCapped, XUser
+
+log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,49}$")
 MAX_REASON = 200
@@ -122,10 +126,16 @@ def check_name(name: str) -> str:
 Target = QueuedTarget
 
 
+class GuildMembership(Protocol):
+    """Who has left a server (Discord's side lives in bot/membership.py)."""
+
+    async def departed(self, guild_id: int, member_ids: Sequence[int]) -> set[int]: ...
+
+
 class MuteLists:
     def __init__(
         self, stores: Stores, accounts: AccountService, directory: UserDirectory, mutes: MuteService,
-        queue: ActionQueue, *, clock: Callable[[], float] = time.time,
+        queue: ActionQueue, *, members: GuildMembership, clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = stores.db
         self.store = stores.lists
@@ -135,6 +145,7 @@ class MuteLists:
         self.directory = directory
         self.mutes = mutes
         self.queue = queue
+        self.members = members
         self.clock = clock
 
     # -- reading --------------------------------------------------------------------------------------
@@ -224,6 +235,8 @@ class MuteLists:
         async with self.db.batch() as lookup:
             user = await self.accounts.call(actor, lambda auth: self.directory.resolve(auth, username, lookup))
         reason = (reason or "").strip()[:MAX_REASON] or None
+        if await self.store.entry(mute_list.id, x_user_id=user.id) is None:
+            await self._end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:  # the entry and its subscribers' mutes commit together
             added = await self.store.entry(mute_list.id, x_user_id=user.id) is None
@@ -250,6 +263,7 @@ class MuteLists:
             entry = await self.store.entry(mute_list.id, username=normalize_username(text))
         if entry is None:
             raise MutebotError(f"@{text.lstrip('@')[:50]} is not on the list `{mute_list.name}`.")
+        await self._end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:
             self.store.remove_entry(batch, mute_list.id, entry.x_user_id)
@@ -339,6 +353,8 @@ class MuteLists:
         targets = [(line, known.get(u.id, u) if not u.username else u) for line, u in targets]
         targets.sort(key=lambda t: t[0])
         report.problems.sort(key=lambda p: p.line)
+        if targets:
+            await self._end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:  # the entries and their subscribers' mutes commit together
             existing = await self.store.entry_ids(mute_list.id)
@@ -359,6 +375,8 @@ class MuteLists:
         await self._linked_moderator(actor)
         await self.mutes.refetch(actor)
         mine = await self.mute_store.oldest_first(actor)
+        if mine:
+            await self._end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:  # the entries and their subscribers' mutes commit together
             existing = await self.store.entry_ids(mute_list.id)
@@ -369,6 +387,31 @@ class MuteLists:
             queued, jobs = await self._follow_additions(batch, mute_list.id, new)
         await self.queue.settle_jobs(jobs)
         return mute_list, len(new), len(mine) - len(new), queued
+
+    # -- who follows a server's lists --------------------------------------------------------------------
+
+    async def _end_departed(self, guild_id: int, list_id: int) -> None:
+        """Before a change queues work for the list's subscribers: those who left the server stop following
+        its lists (mutebot has no members intent, so no event said they left; Discord is asked)."""
+        subscribers = await self.store.subscribers(list_id)
+        linked = await self.accounts.store.linked_members(subscribers)
+        for member_id in sorted(await self.members.departed(guild_id, [m for m in subscribers if m in linked])):
+            await self._end_subscriptions(guild_id, member_id, outcome="you left the server")
+
+    async def server_left(self, guild_id: int) -> None:
+        """mutebot was removed from the server: every subscription to its lists ends."""
+        await self._end_subscriptions(guild_id, None, outcome="mutebot was removed from the server")
+
+    async def _end_subscriptions(self, guild_id: int, member_id: int | None, *, outcome: str) -> None:
+        """End subscriptions to the server's lists and cancel their queued mutes; what they already muted
+        stays muted on X (nothing is undone: the member did not ask for that)."""
+        async with self.db.transaction() as batch:
+            self.store.end_subscriptions(batch, guild_id, member_id)
+            cancelled, jobs = await self.queue_store.cancel_mutes_for_guild(
+                guild_id, outcome=outcome, now=self.clock(), member=member_id)
+        log.info("subscriptions to guild %s's lists ended (%s; member %s); %d queued mute(s) cancelled",
+                 guild_id, outcome, member_id if member_id is not None else "all", cancelled)
+        await self.queue.settle_jobs(jobs, cancelled=True)
 
     # -- members ------------------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from bot.accounts import AccountService
 from bot.config import Settings, StartupError, listen_problem
 from bot.directory import UserDirectory
 from bot.discord_endpoints import point_discord_py_at
+from bot.membership import DiscordMembership
 from bot.metrics import Metrics
 from bot.mutelists import MuteLists
 from bot.mutes import MuteService
@@ -126,7 +127,8 @@ class MuteBot(commands.Bot):
         mutes = MuteService(stores, accounts, directory, x, clock=self.clock)
         queue = ActionQueue(stores, accounts, mutes, x, clock=self.clock)
         queue.reporter = DiscordProgress(self, self.dm, clock=self.clock)
-        lists = MuteLists(stores, accounts, directory, mutes, queue, clock=self.clock)
+        lists = MuteLists(stores, accounts, directory, mutes, queue, members=DiscordMembership(self, clock=self.clock),
+                          clock=self.clock)
         self._services = Services(settings, stores, db, vault, x, directory, accounts, mutes, queue, lists)
 
         for name in self.extension_names:

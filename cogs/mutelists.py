@@ -54,6 +54,11 @@ class MuteListCommands(commands.Cog):
         self.bot = bot
         register_source("list", self.render_list)
 
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """mutebot was removed from a server: its lists' subscriptions end (what they muted stays muted)."""
+        await self.bot.services.lists.server_left(guild.id)
+
     @property
     def progress(self) -> DiscordProgress:
         reporter = self.bot.services.queue.reporter

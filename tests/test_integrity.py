@@ -6,10 +6,12 @@ import asyncio
 import csv
 import io
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from bot.mutelists import spreadsheet_safe
+from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member
 from bot.store.database import Database
@@ -193,6 +195,56 @@ async def test_an_import_with_a_broken_quote_is_refused_naming_the_line(sandbox:
     assert await entries(sandbox, "spam") == []
 
 
+# -- item 16: what lists muted ends unmuted when no list wants it, and stays muted while one does ---------
+
+
+async def test_an_account_on_two_followed_lists_is_unmuted_once_both_removed_it(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await make_list(linked_mod, "spam", "user10", "user11")
+    await make_list(linked_mod, "other", "user10")
+    await sandbox.link(alice, "user2")
+    await apply_and_wait(alice, "spam", "mutelist subscribe")  # spam mutes user10
+    await apply_and_wait(alice, "other", "mutelist subscribe")  # already muted: nothing sent
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
+    first = await linked_mod.slash("mutelist remove", name="spam", username="user10")
+    assert "Unmuting" not in description(first)  # "other" still holds it
+    await wait_idle(sandbox, alice)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
+    second = await linked_mod.slash("mutelist remove", name="other", username="user10")
+    assert "Unmuting" in description(second) and "for 1 subscriber" in description(second)
+    await wait_idle(sandbox, alice)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user11")
+
+
+async def test_an_account_re_added_while_its_unmute_waits_ends_muted(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await make_list(linked_mod, "spam", "user10", "user11")
+    await sandbox.link(alice, "user2")
+    await apply_and_wait(alice, "spam", "mutelist subscribe")
+    assert sandbox.bot is not None
+    accounts = sandbox.bot.services.accounts
+    sandbox.x.revoke_user("user2")  # her queue waits for a relink, so the unmute stays queued
+
+    async def waiting_for_relink() -> bool:
+        account = await accounts.account(alice.id)
+        return account is not None and account.needs_relink
+
+    await linked_mod.slash("mutelist remove", name="spam", username="user10")
+    await eventually(waiting_for_relink, what="the unmute to wait for a relink")
+    assert await actions_of(sandbox, alice, status="pending", kind="unmute") == 1
+    await linked_mod.slash("mutelist add", name="spam", username="user10")
+    await sandbox.link(alice, "user2")
+    await wait_idle(sandbox, alice)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
+    # The list is the reason again: removing it once more unmutes it.
+    again = await linked_mod.slash("mutelist remove", name="spam", username="user10")
+    assert "Unmuting" in description(again) and "for 1 subscriber" in description(again)
+    await wait_idle(sandbox, alice)
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user11")
+
+
 # -- item 8: unlink mid-send, jobs settled after a restart, concurrent applies ------------------------------
 
 
@@ -257,51 +309,91 @@ async def test_two_concurrent_applies_of_one_list_queue_each_account_once(
     assert any("**0** to mute, 20 already muted" in c for c in counts), counts
 
 
-# -- item 16: what lists muted ends unmuted when no list wants it, and stays muted while one does ---------
+# -- item 14: when mutebot leaves a server, or a member does -------------------------------------------------
 
 
-async def test_an_account_on_two_followed_lists_is_unmuted_once_both_removed_it(
-    sandbox: Sandbox, linked_mod: Member, alice: Member
-) -> None:
-    await make_list(linked_mod, "spam", "user10", "user11")
-    await make_list(linked_mod, "other", "user10")
-    await sandbox.link(alice, "user2")
-    await apply_and_wait(alice, "spam", "mutelist subscribe")  # spam mutes user10
-    await apply_and_wait(alice, "other", "mutelist subscribe")  # already muted: nothing sent
-    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
-    first = await linked_mod.slash("mutelist remove", name="spam", username="user10")
-    assert "Unmuting" not in description(first)  # "other" still holds it
-    await wait_idle(sandbox, alice)
-    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
-    second = await linked_mod.slash("mutelist remove", name="other", username="user10")
-    assert "Unmuting" in description(second) and "for 1 subscriber" in description(second)
-    await wait_idle(sandbox, alice)
-    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user11")
-
-
-async def test_an_account_re_added_while_its_unmute_waits_ends_muted(
+async def test_removing_the_bot_from_a_server_ends_its_subscriptions(
     sandbox: Sandbox, linked_mod: Member, alice: Member
 ) -> None:
     await make_list(linked_mod, "spam", "user10", "user11")
     await sandbox.link(alice, "user2")
     await apply_and_wait(alice, "spam", "mutelist subscribe")
+    elsewhere = sandbox.discord.add_guild("Elsewhere")
+    carol = sandbox.discord.add_member(elsewhere, "carol", permissions=MODERATOR_PERMISSIONS)
+    dave = sandbox.discord.add_member(elsewhere, "dave")
+    await sandbox.link(carol, "user3")
+    await sandbox.link(dave, "user4")
+    await make_list(carol, "kept", "user12")
+    await apply_and_wait(dave, "kept", "mutelist subscribe")
     assert sandbox.bot is not None
-    accounts = sandbox.bot.services.accounts
-    sandbox.x.revoke_user("user2")  # her queue waits for a relink, so the unmute stays queued
+    bot, lists = sandbox.bot, sandbox.bot.services.lists
+    spam = await lists.get(sandbox.guild_id, "spam")
+    kept = await lists.get(elsewhere, "kept")
 
-    async def waiting_for_relink() -> bool:
-        account = await accounts.account(alice.id)
-        return account is not None and account.needs_relink
+    await sandbox.discord.remove_bot(sandbox.guild_id)
 
-    await linked_mod.slash("mutelist remove", name="spam", username="user10")
-    await eventually(waiting_for_relink, what="the unmute to wait for a relink")
-    assert await actions_of(sandbox, alice, status="pending", kind="unmute") == 1
-    await linked_mod.slash("mutelist add", name="spam", username="user10")
+    async def unsubscribed() -> bool:
+        return not await lists.is_subscribed(spam.id, alice.id)
+
+    await eventually(unsubscribed, what="the subscription to end")
+    assert bot.get_guild(sandbox.guild_id) is None
+    assert await lists.is_subscribed(kept.id, dave.id)  # another server's subscriptions stay
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")  # nothing undone on X
+    assert await actions_of(sandbox, alice, kind="unmute") == 0
+
+
+async def test_a_member_who_left_loses_their_subscription_when_a_change_would_queue_for_them(
+    sandbox: Sandbox, linked_mod: Member, alice: Member, bob: Member
+) -> None:
+    await make_list(linked_mod, "spam", "user10", "user11")
     await sandbox.link(alice, "user2")
-    await wait_idle(sandbox, alice)
-    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")
-    # The list is the reason again: removing it once more unmutes it.
-    again = await linked_mod.slash("mutelist remove", name="spam", username="user10")
-    assert "Unmuting" in description(again) and "for 1 subscriber" in description(again)
-    await wait_idle(sandbox, alice)
-    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user11")
+    await sandbox.link(bob, "user3")
+    await apply_and_wait(alice, "spam", "mutelist subscribe")
+    await apply_and_wait(bob, "spam", "mutelist subscribe")
+    assert sandbox.bot is not None
+    lists = sandbox.bot.services.lists
+    spam = await lists.get(sandbox.guild_id, "spam")
+    sandbox.discord.remove_member(sandbox.guild_id, alice)  # no event reaches the bot: no members intent
+
+    added = await linked_mod.slash("mutelist add", name="spam", username="user20")
+    assert "Queued for 1 subscriber" in description(added), description(added)
+    assert ("GET", f"/guilds/{sandbox.guild_id}/members/{alice.id}") in sandbox.discord.requests
+    assert not await lists.is_subscribed(spam.id, alice.id)
+    assert await lists.is_subscribed(spam.id, bob.id)
+    await wait_idle(sandbox, bob)
+    assert set(sandbox.x.mutes_of("user3")) == ids(sandbox, "user10", "user11", "user20")
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")  # nothing queued, nothing undone
+    assert await actions_of(sandbox, alice, status="pending") == 0
+
+    carol = sandbox.member("carol")  # subscribes after that check, then leaves too
+    await sandbox.link(carol, "user4")
+    await apply_and_wait(carol, "spam", "mutelist subscribe")
+    sandbox.discord.remove_member(sandbox.guild_id, carol)
+    removed = await linked_mod.slash("mutelist remove", name="spam", username="user11")
+    assert "Unmuting" in description(removed) and "for 1 subscriber" in description(removed)  # bob only
+    assert not await lists.is_subscribed(spam.id, carol.id)
+    await wait_idle(sandbox, bob)
+    assert sandbox.x.user("user11").id in sandbox.x.mutes_of("user4")  # nothing undone for carol
+    assert sandbox.x.user("user11").id not in sandbox.x.mutes_of("user3")
+    assert await actions_of(sandbox, carol, kind="unmute") == 0
+
+
+async def test_the_stand_in_tells_the_bot_it_was_removed_and_answers_as_discord_does(tmp_path: Path) -> None:
+    async with Sandbox(tmp_path) as sandbox:
+        assert sandbox.bot is not None
+        bot, removed = sandbox.bot, sandbox.guild_id
+        assert bot.get_guild(removed) is not None
+
+        async def dropped() -> bool:
+            return bot.get_guild(removed) is None
+
+        await sandbox.discord.remove_bot(removed)
+        await eventually(dropped, what="discord.py to drop the guild")
+        headers = {"Authorization": f"Bot {sandbox.discord.bot_token}"}
+        response = await sandbox.http.get(f"{sandbox.discord.api_base}/guilds/{removed}", headers=headers)
+        assert response.status_code == 403 and response.json()["code"] == 50001
+        gone = sandbox.discord.add_member(sandbox.discord.add_guild("Still here"), "erin")
+        sandbox.discord.remove_member(gone.guild_id, gone)
+        response = await sandbox.http.get(f"{sandbox.discord.api_base}/guilds/{gone.guild_id}/members/{gone.id}",
+                                          headers=headers)
+        assert response.status_code == 404 and response.json()["code"] == 10007

@@ -111,6 +111,7 @@ class DiscordStandIn:
         self.http_base = ""
 
         self.guilds: dict[int, StandInGuild] = {}
+        self.removed_guilds: set[int] = set()  # servers the bot was removed from
         self.users: dict[int, JSON] = {}
         # Registered commands: key None holds the global ones, a guild id that guild's.
         self.commands: dict[int | None, list[JSON]] = {None: []}
@@ -198,6 +199,28 @@ class DiscordStandIn:
 
             self._spawn(announce())
         return member
+
+    def remove_member(self, guild_id: int, member: Member) -> None:
+        """The member leaves the server (or is kicked). Discord tells a bot only through GUILD_MEMBER_REMOVE,
+        which needs the privileged GUILD_MEMBERS intent; without it the bot finds out by asking
+        (GET /guilds/{guild.id}/members/{user.id} then answers 404 Unknown Member)."""
+        guild = self._guild(guild_id)
+        if guild.members.pop(member.id, None) is None:
+            raise StandInError(f"{member.username} is not a member of guild {guild_id}")
+        if self._ready and self._intents & GUILD_MEMBERS_INTENT:
+            event = {"guild_id": str(guild_id), "user": self.users[member.id]}
+            self._spawn(self._dispatch("GUILD_MEMBER_REMOVE", event))
+
+    async def remove_bot(self, guild_id: int) -> None:
+        """The bot is kicked from (or leaves) a server: Discord sends GUILD_DELETE with an unavailable-guild
+        object whose `unavailable` is not set ("the user was removed from the guild", Discord's gateway
+        docs; discord.py then fires on_guild_remove). Its routes answer 403 Missing Access afterwards."""
+        guild = self._guild(guild_id)
+        del self.guilds[guild_id]
+        self.commands.pop(guild_id, None)
+        self.removed_guilds.add(guild.id)
+        if self._ready:
+            await self._dispatch("GUILD_DELETE", {"id": str(guild.id)})
 
     def refuse_dms(self, user_id: int, refuse: bool = True) -> None:
         if refuse:
@@ -345,6 +368,8 @@ class DiscordStandIn:
             )
         else:
             guild = self._guild(member.guild_id)
+            if member.id not in guild.members:
+                raise StandInError(f"{member.username} left guild {guild.id}; they cannot use its commands")
             guild_id = guild.id
             channel_id = guild.channel_id
             member_data = self.member_payload(member)
@@ -405,7 +430,17 @@ class DiscordStandIn:
         try:
             return self.guilds[guild_id]
         except KeyError:
+            if guild_id in self.removed_guilds:
+                raise StandInError(f"the bot was removed from guild {guild_id}") from None
             raise StandInError(f"no guild {guild_id} in the stand-in; call add_guild() first") from None
+
+    def _known_guild(self, raw_id: str) -> StandInGuild | None:
+        """A guild route's guild; one the bot was removed from answers as Discord does for a server the
+        bot is not in: 403 Missing Access (50001)."""
+        guild_id = int(raw_id)
+        if guild_id in self.removed_guilds:
+            raise DiscordApiError(403, 50001, "Missing Access")
+        return self.guilds.get(guild_id)
 
     def _guild_create(self, guild: StandInGuild) -> JSON:
         bot_member = member_json(self.bot_user, permissions=None, joined_at=guild.joined_at)
@@ -1049,7 +1084,7 @@ class DiscordStandIn:
 
     async def _get_guild(self, request: web.Request) -> web.StreamResponse:
         self._authorize(request)
-        guild = self.guilds.get(int(request.match_info["guild_id"]))
+        guild = self._known_guild(request.match_info["guild_id"])
         if guild is None:
             raise DiscordApiError(404, 10004, "Unknown Guild")
         data = self._guild_create(guild)
@@ -1059,7 +1094,7 @@ class DiscordStandIn:
 
     async def _get_member(self, request: web.Request) -> web.StreamResponse:
         self._authorize(request)
-        guild = self.guilds.get(int(request.match_info["guild_id"]))
+        guild = self._known_guild(request.match_info["guild_id"])
         member = guild.members.get(int(request.match_info["user_id"])) if guild else None
         if member is None:
             raise DiscordApiError(404, 10007, "Unknown Member")

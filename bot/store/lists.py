@@ -216,6 +216,18 @@ class ListStore:
     def unsubscribe(self, batch: Batch, list_id: int, member_id: int) -> None:
         batch.execute("DELETE FROM subscriptions WHERE list_id = ? AND discord_user_id = ?", (list_id, member_id))
 
+    def end_subscriptions(self, batch: Batch, guild_id: int, member_id: int | None = None) -> None:
+        """Every subscription to the server's lists (mutebot was removed from it), or one member's (they left)."""
+        if member_id is None:
+            batch.execute("DELETE FROM subscriptions WHERE list_id IN (SELECT id FROM mute_lists WHERE guild_id = ?)",
+                          (guild_id,))
+        else:
+            batch.execute(
+                "DELETE FROM subscriptions WHERE discord_user_id = ?"
+                " AND list_id IN (SELECT id FROM mute_lists WHERE guild_id = ?)",
+                (member_id, guild_id),
+            )
+
     # -- why a list muted something for a member ----------------------------------------------------------
 
     def record_list_mute(self, batch: Batch, member_id: int, x_user_id: str, list_id: int, now: float) -> None:

@@ -151,6 +151,26 @@ class QueueStore:
         )
         return [CancelledUnmute(str(r["x_user_id"]), r["list_id"], r["job_id"]) for r in rows]
 
+    async def cancel_mutes_for_guild(
+        self, guild_id: int, *, outcome: str, now: float, member: int | None = None
+    ) -> tuple[int, list[int]]:
+        """Cancel the pending mutes the server's lists queued (for everyone, or one member); returns (how
+        many, the jobs touched). Unmutes already queued still go out: nothing is left half undone."""
+        if member is None:
+            rows = await self.db.returning(
+                "UPDATE actions SET status = 'cancelled', outcome = ?, updated_at = ? WHERE status = 'pending'"
+                " AND kind = 'mute' AND list_id IN (SELECT id FROM mute_lists WHERE guild_id = ?) RETURNING job_id",
+                (outcome, now, guild_id),
+            )
+        else:
+            rows = await self.db.returning(
+                "UPDATE actions SET status = 'cancelled', outcome = ?, updated_at = ? WHERE status = 'pending'"
+                " AND kind = 'mute' AND discord_user_id = ?"
+                " AND list_id IN (SELECT id FROM mute_lists WHERE guild_id = ?) RETURNING job_id",
+                (outcome, now, member, guild_id),
+            )
+        return len(rows), sorted({int(r["job_id"]) for r in rows if r["job_id"] is not None})
+
     def cancel_for_member(self, batch: Batch, member_id: int, *, outcome: str, now: float) -> None:
         """Everything the member has queued, in flight or not (they unlinked)."""
         batch.execute(
