@@ -12,7 +12,9 @@ from bot.directory import UserDirectory
 from bot.errors import NotLinked, RelinkRequired, SelfMute
 from bot.store import Stores
 from bot.store.database import Batch
+from bot.store.lists import ListReason
 from bot.store.mutes import CachedMute
+from bot.timers import TimerSchedule
 from bot.usernames import Username
 from bot.x_client import UserAuth, XClient, XRateLimited, XUser
 
@@ -24,11 +26,14 @@ PAGE_SIZE = 15
 class MuteOutcome:
     user: XUser
     changed: bool  # False when X already had it that way (as far as we know)
+    ends_at: float | None = None  # a timed mute: when mutebot unmutes it
+    was_timed: bool = False  # it had an end, which this command removed (a plain /mute made it permanent)
 
 
 @dataclass(frozen=True)
 class MutesPage:
     entries: list[XUser]
+    ends: dict[str, float]  # the page's timed mutes: X user id -> when mutebot unmutes it
     page: int  # 0-based, clamped
     pages: int
     total: int
@@ -42,6 +47,22 @@ class MutesPage:
         return self.page * self.per_page + 1
 
 
+@dataclass(frozen=True)
+class MuteReasons:
+    """Everything mutebot knows about why an account is muted for a member (/why)."""
+
+    user: XUser
+    choice: str | None  # the member's own last choice through mutebot: "muted", "unmuted" or None
+    chosen_at: float | None
+    ends_at: float | None  # a timed mute's end
+    lists: list[ListReason]
+    cached_muted: bool  # the member's X mutes, as mutebot last saw them, include it
+
+    @property
+    def known(self) -> bool:
+        return self.choice is not None or bool(self.lists) or self.ends_at is not None
+
+
 def _user(row: CachedMute) -> XUser:
     return XUser(row.x_user_id, row.username, row.name)
 
@@ -49,10 +70,13 @@ def _user(row: CachedMute) -> XUser:
 class MuteService:
     def __init__(
         self, stores: Stores, accounts: AccountService, directory: UserDirectory, x: XClient,
-        *, clock: Callable[[], float] = time.time, cache_ttl: float = CACHE_TTL,
+        timers: TimerSchedule, *, clock: Callable[[], float] = time.time, cache_ttl: float = CACHE_TTL,
     ) -> None:
         self.db = stores.db
         self.store = stores.mutes
+        self.timer_store = stores.timers
+        self.lists_store = stores.lists
+        self.timers = timers
         self.queue_store = stores.queue
         self.accounts = accounts
         self.directory = directory
@@ -77,13 +101,15 @@ class MuteService:
     def _v11(self, account: LinkedAccount) -> bool:
         return account.auth_kind == "oauth1" and self.accounts.settings.x_mute_api == "v1.1"
 
-    async def mute(self, member_id: int, username: Username) -> MuteOutcome:
-        return await self._set(member_id, username, mute=True)
+    async def mute(self, member_id: int, username: Username, duration: int | None = None) -> MuteOutcome:
+        """Mute it; with `duration` (seconds), mutebot unmutes it when the time is up."""
+        return await self._set(member_id, username, mute=True, duration=duration)
 
     async def unmute(self, member_id: int, username: Username) -> MuteOutcome:
         return await self._set(member_id, username, mute=False)
 
-    async def _set(self, member_id: int, username: Username, *, mute: bool) -> MuteOutcome:
+    async def _set(self, member_id: int, username: Username, *, mute: bool, duration: int | None = None
+                   ) -> MuteOutcome:
         """A manual mute or unmute: credentials read once, resolved, budget-checked, sent, then remembered
         with the lookup in one write."""
         creds = await self.accounts.credentials(member_id)
@@ -105,11 +131,22 @@ class MuteService:
                     return await (self.x.mute(auth, target.id) if mute else self.x.unmute(auth, target.id))
 
                 await self.accounts.call(creds, send)
+            now = self.clock()
             was_muted = self.store.record(batch, member_id, target.id, target.username, target.name, muted=mute,
-                                          manual=True, now=self.clock())
+                                          manual=True, now=now)
+            if mute:  # the member's own mute wins over an unmute still queued (a timed mute's end, say)
+                self.queue_store.cancel_pending_for(batch, member_id, target.id, "unmute",
+                                                    outcome="you muted it again", now=now)
+            ends_at = None if duration is None else now + duration
+            had_end = await self.timer_store.ends(member_id, [target.id])
+            if ends_at is not None:
+                self.timers.schedule(batch, member_id, target.id, target.username, ends_at)
+            elif had_end:
+                self.timers.cancel(batch, member_id, target.id)
         finally:
             await self.db.write(batch)  # what X told us is kept even when the command failed after the lookup
-        return MuteOutcome(target, changed=was_muted.value != mute)
+        return MuteOutcome(target, changed=was_muted.value != mute, ends_at=ends_at,
+                           was_timed=bool(had_end) and ends_at is None)
 
     async def _v11_by_name(self, creds: Credentials, username: Username, *, mute: bool, batch: Batch) -> XUser:
         """v1.1 mutes by screen name in one call, so no lookup is spent first."""
@@ -122,6 +159,17 @@ class MuteService:
             return await self.accounts.call(creds, lambda auth: self.directory.resolve(auth, username, batch))
         self.directory.remember(batch, [user])
         return user
+
+    async def reasons(self, member_id: int, username: Username) -> MuteReasons:
+        """Why mutebot mutes this account for the member: their own choice (and its end), and each list."""
+        creds = await self.accounts.credentials(member_id)
+        target = await self.accounts.call(creds, lambda auth: self.directory.resolve(auth, username))
+        made = await self.store.choice_made(member_id, target.id)
+        ends = await self.timer_store.ends(member_id, [target.id])
+        return MuteReasons(
+            target, made[0] if made else None, made[1] if made else None, ends.get(target.id),
+            await self.lists_store.reasons(member_id, target.id), await self.store.holds(member_id, target.id),
+        )
 
     async def pending_actions(self, member_id: int) -> int:
         return await self.queue_store.pending_count(member_id)
@@ -172,7 +220,8 @@ class MuteService:
         pages = max(1, math.ceil(total / per_page))
         page = min(max(page, 0), pages - 1)
         entries = [_user(r) for r in await self.store.page(member_id, page * per_page, per_page)]
-        return MutesPage(entries, page, pages, total, fetched, note, per_page)
+        ends = await self.timer_store.ends(member_id, [user.id for user in entries])
+        return MutesPage(entries, ends, page, pages, total, fetched, note, per_page)
 
     async def suggestions(self, member_id: int, prefix: str, limit: int = 25) -> list[XUser]:
         """Known mutes whose username starts with (or contains) what was typed, for autocomplete."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
+from bot.durations import MAX_INPUT as MAX_DURATION_INPUT
+from bot.durations import parse_duration
 from bot.usernames import Username, normalize_username
 
 MAX_USERNAME_INPUT = 200  # a profile link with a query string fits; anything longer is not a username
@@ -31,3 +33,22 @@ class UsernameTransformer(app_commands.Transformer):
 
 
 UsernameOption = app_commands.Transform[Username, UsernameTransformer]
+
+
+class DurationTransformer(app_commands.Transformer):
+    """`30m`, `12h`, `7d`, `2w` or `1d12h` → seconds; an InvalidDuration reaches the one error handler before
+    anything else runs, so a bad duration costs no X call."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.string
+
+    @property
+    def max_value(self) -> int:
+        return MAX_DURATION_INPUT
+
+    async def transform(self, interaction: discord.Interaction, value: str) -> int:
+        return parse_duration(value)
+
+
+DurationOption = app_commands.Transform[int, DurationTransformer]

@@ -33,6 +33,7 @@ from bot.progress import DiscordProgress
 from bot.queue import ActionQueue
 from bot.replies import COLOUR_OK, account_embed, counted, report_error
 from bot.store import Database, Stores
+from bot.timers import MuteTimers, TimerSchedule
 from bot.vault import TokenVault
 from bot.web import WebServer, build_app
 from bot.x_client import XClient, XUser
@@ -61,6 +62,7 @@ class Services:
     mutes: MuteService
     queue: ActionQueue
     lists: MuteLists
+    timers: MuteTimers
 
 
 class MuteBot(commands.Bot):
@@ -124,12 +126,14 @@ class MuteBot(commands.Bot):
         accounts = AccountService(settings, stores, vault, x, clock=self.clock)
         accounts.on_linked = self.confirm_link
         accounts.on_relink_needed = self.ask_to_relink
-        mutes = MuteService(stores, accounts, directory, x, clock=self.clock)
+        schedule = TimerSchedule(stores, clock=self.clock)
+        mutes = MuteService(stores, accounts, directory, x, schedule, clock=self.clock)
         queue = ActionQueue(stores, accounts, mutes, x, clock=self.clock)
         queue.reporter = DiscordProgress(self, self.dm, clock=self.clock)
         lists = MuteLists(stores, accounts, directory, mutes, queue, members=DiscordMembership(self, clock=self.clock),
                           clock=self.clock)
-        self._services = Services(settings, stores, db, vault, x, directory, accounts, mutes, queue, lists)
+        timers = MuteTimers(stores, schedule, queue, clock=self.clock)
+        self._services = Services(settings, stores, db, vault, x, directory, accounts, mutes, queue, lists, timers)
 
         for name in self.extension_names:
             try:
@@ -156,6 +160,7 @@ class MuteBot(commands.Bot):
         self.start_task("purge-states", self._purge_states)
         self.start_task("retention", self._retention)
         self.start_task("action-queue", queue.run)
+        self.start_task("mute-timers", timers.run)
 
     def start_task(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A background loop that is restarted after an error and cancelled on shutdown."""

@@ -185,9 +185,12 @@ class DiscordStandIn:
             self._spawn(self._dispatch("GUILD_CREATE", data))
         return guild.id
 
-    def add_member(self, guild_id: int, username: str, *, permissions: int = DEFAULT_MEMBER_PERMISSIONS) -> Member:
+    def add_member(self, guild_id: int, username: str, *, permissions: int = DEFAULT_MEMBER_PERMISSIONS,
+                   user_id: int | None = None) -> Member:
+        """A new user in this server, or (with `user_id`) an existing user joining a second server."""
         guild = self._guild(guild_id)
-        member = Member(self, user_id=snowflake(), username=username, guild_id=guild_id, permissions=permissions)
+        member = Member(self, user_id=user_id or snowflake(), username=username, guild_id=guild_id,
+                        permissions=permissions)
         self.users[member.id] = user_json(member.id, username)
         guild.members[member.id] = member
         if self._ready and self._intents & GUILD_MEMBERS_INTENT:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +30,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+class OffsetClock:
+    """The wall clock, moved forward on demand: what the bot and the X emulator both read, so a test can let
+    days pass (timed mutes, token expiry) while real time keeps flowing for rate-limit windows."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 class Sandbox:
     """Starts everything on loopback; `member()` gives people to drive, `link()` walks the OAuth flow."""
 
@@ -49,8 +61,10 @@ class Sandbox:
         self.directory = directory
         self.web_port = free_port()
         self.public_base_url = f"http://127.0.0.1:{self.web_port}"
+        self.clock = OffsetClock()
         self.x = XEmulator(
             users=x_users,
+            clock=self.clock,
             window_seconds=window_seconds,
             client_secret=client_secret,
             redirect_uris=[f"{self.public_base_url}/oauth/callback"],
@@ -100,7 +114,7 @@ class Sandbox:
         """Start (or restart) the real bot against the stand-ins, and wait until it is connected."""
         settings = self.settings()
         point_discord_py_at(settings.discord_api_base, settings.discord_gateway_url)
-        bot = MuteBot(settings, extensions=self.extensions, guild_ready_timeout=0.05)
+        bot = MuteBot(settings, extensions=self.extensions, guild_ready_timeout=0.05, clock=self.clock)
         self.bot = bot
         self._bot_task = asyncio.create_task(self._run_bot(bot, settings))
         ready = asyncio.create_task(bot.ready_event.wait())
@@ -117,6 +131,14 @@ class Sandbox:
         token = settings.discord_token.reveal() if settings.discord_token else ""
         async with bot:
             await bot.start(token)
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass for the bot and the emulator at once; the bot's timers look again now."""
+        self.clock.offset += seconds
+        if self.bot is not None:
+            with contextlib.suppress(RuntimeError):  # not set up yet: it reads the clock when it is
+                self.bot.services.timers.schedule.poke()
+                self.bot.services.queue.poke()
 
     async def stop_bot(self) -> None:
         if self.bot is not None:

@@ -7,6 +7,7 @@
 | `lists` | mute_lists, mute_list_entries, subscriptions, list_mutes, audit_log |
 | `queue` | actions, jobs |
 | `directory` | x_users, x_user_misses |
+| `timers` | mute_timers |
 | `meta` | meta |
 
 `database` holds the connections, transactions, write batches, dialect and migrations. Services call
@@ -25,10 +26,11 @@ from bot.store.lists import ListStore
 from bot.store.meta import MetaStore
 from bot.store.mutes import MuteStore
 from bot.store.queue import QueueStore
+from bot.store.timers import MuteTimer, TimerStore
 
 __all__ = [
     "AccountStore", "Batch", "Database", "DirectoryStore", "ListStore", "MetaStore", "Migration", "MuteStore",
-    "QueueStore", "SchemaTooNewError", "Stores", "bundled_migrations",
+    "MuteTimer", "QueueStore", "SchemaTooNewError", "Stores", "TimerStore", "bundled_migrations",
 ]
 
 
@@ -41,11 +43,13 @@ class Stores:
     queue: QueueStore
     directory: DirectoryStore
     meta: MetaStore
+    timers: TimerStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
         meta = MetaStore(db)
-        return cls(db, AccountStore(db), MuteStore(db), ListStore(db), QueueStore(db, meta), DirectoryStore(db), meta)
+        return cls(db, AccountStore(db), MuteStore(db), ListStore(db), QueueStore(db, meta), DirectoryStore(db), meta,
+                   TimerStore(db))
 
     @classmethod
     async def open(cls, path: Path | str) -> Stores:

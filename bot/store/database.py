@@ -455,9 +455,12 @@ class Database:
                     f"the database {self.path} has schema version {current}, but this mutebot knows only "
                     f"up to {known}; upgrade mutebot (or use a backup made before the upgrade)"
                 )
+            # Every bundled migration not yet recorded, not only those above the highest: two branches may
+            # each add one, and the one merged second must still be applied where the first already was.
+            done = {int(row[0]) for row in await self.fetchall("SELECT version FROM schema_migrations")}
             applied: list[Migration] = []
             for migration in migrations:
-                if migration.version <= current:
+                if migration.version in done:
                     continue
                 async with self.transaction() as batch:
                     for statement in split_sql(migration.sql):

@@ -78,6 +78,20 @@ _HELD_ELSEWHERE = (
 )
 
 
+@dataclass(frozen=True)
+class ListReason:
+    """One list that holds an account for a member, for /why."""
+
+    list_id: int
+    guild_id: int
+    list_name: str
+    added_by: int
+    added_at: float
+    reason: str | None
+    following: bool  # the member subscribes to the list
+    muted_it: bool  # the list's entry is what muted it for the member
+
+
 class ListStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -277,6 +291,24 @@ class ListStore:
         return bool(await self.db.fetchval(
             f"{_HELD_ELSEWHERE} LIMIT 1", (member_id, x_user_id, other, member_id, x_user_id, other)
         ))
+
+    async def reasons(self, member_id: int, x_user_id: str) -> list[ListReason]:
+        """Every list that holds this account for the member: lists they follow that hold the entry, and lists
+        that muted it for them; in any server, oldest entry first."""
+        rows = await self.db.fetchall(
+            "SELECT l.id, l.guild_id, l.name, e.added_by, e.added_at, e.reason,"
+            " EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = l.id AND s.discord_user_id = ?) AS following,"
+            " EXISTS (SELECT 1 FROM list_mutes lm WHERE lm.list_id = l.id AND lm.discord_user_id = ?"
+            "  AND lm.x_user_id = e.x_user_id) AS muted_it"
+            " FROM mute_list_entries e JOIN mute_lists l ON l.id = e.list_id WHERE e.x_user_id = ?"
+            " AND (EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = l.id AND s.discord_user_id = ?)"
+            "  OR EXISTS (SELECT 1 FROM list_mutes lm WHERE lm.list_id = l.id AND lm.discord_user_id = ?"
+            "  AND lm.x_user_id = e.x_user_id))"
+            " ORDER BY e.added_at, l.id",
+            (member_id, member_id, x_user_id, member_id, member_id),
+        )
+        return [ListReason(int(r["id"]), int(r["guild_id"]), str(r["name"]), int(r["added_by"]), float(r["added_at"]),
+                           r["reason"], bool(r["following"]), bool(r["muted_it"])) for r in rows]
 
     async def list_muted(self, member_id: int, x_user_id: str, list_id: int) -> bool:
         return bool(await self.db.fetchval(

@@ -138,6 +138,17 @@ class MuteStore:
         )
         return None if value is None else str(value)
 
+    async def choice_made(self, member_id: int, x_user_id: str) -> tuple[str, float] | None:
+        """The member's own last choice on this account and when it was made."""
+        row = await self.db.fetchone(
+            "SELECT choice, at FROM manual_choices WHERE discord_user_id = ? AND x_user_id = ?", (member_id, x_user_id)
+        )
+        return None if row is None else (str(row["choice"]), float(row["at"]))
+
+    def forget_choice(self, batch: Batch, member_id: int, x_user_id: str) -> None:
+        """The member's choice on this account is over (a timed mute ended)."""
+        batch.execute("DELETE FROM manual_choices WHERE discord_user_id = ? AND x_user_id = ?", (member_id, x_user_id))
+
     async def unmuted_by_hand(self, member_id: int) -> set[str]:
         return {str(r["x_user_id"]) for r in await self.db.fetchall(
             "SELECT x_user_id FROM manual_choices WHERE discord_user_id = ? AND choice = 'unmuted'", (member_id,)

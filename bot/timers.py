@@ -1,0 +1,114 @@
+"""MuteTimers: the ends of timed mutes, kept in the database and fired once each.
+
+One task sleeps until the earliest end and is woken early when a sooner one is set (RoboDanny's reminder
+model). Firing takes a member's due timers out of the database in the same transaction that queues their
+unmutes, so after a restart or a crash each due timer fires once, and the unmutes go through the action
+queue within X's limits. The member hears about each batch in one message (the job's summary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bot.replies import counted
+from bot.store import Stores
+from bot.store.database import Batch
+from bot.store.queue import QueuedTarget
+
+if TYPE_CHECKING:  # the queue imports the mute service, which imports the schedule from here
+    from bot.queue import ActionQueue
+
+log = logging.getLogger(__name__)
+
+IDLE = 3600.0  # with nothing due sooner, look again this often anyway (a timer set by another process)
+MEMBERS_PER_ROUND = 100
+
+
+class TimerSchedule:
+    """Setting and cancelling ends, in the caller's write; the runner is woken when one is set."""
+
+    def __init__(self, stores: Stores, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = stores.timers
+        self.clock = clock
+        self.wake = asyncio.Event()
+
+    def schedule(self, batch: Batch, member_id: int, x_user_id: str, username: str, ends_at: float) -> None:
+        """End this mute at `ends_at` (replacing an earlier end)."""
+        self.store.set(batch, member_id, x_user_id, username, ends_at, self.clock())
+        batch.on_commit(self.poke)
+
+    def cancel(self, batch: Batch, member_id: int, x_user_id: str) -> None:
+        """The mute is permanent now, or gone: it has no end any more."""
+        self.store.cancel(batch, member_id, x_user_id)
+
+    def poke(self) -> None:
+        """A timer was set (perhaps sooner than the one slept for), or the clock moved: look again now."""
+        self.wake.set()
+
+
+class MuteTimers:
+    """The runner: fires due timers (see the module docstring)."""
+
+    def __init__(self, stores: Stores, schedule: TimerSchedule, queue: ActionQueue, *,
+                 clock: Callable[[], float] = time.time, idle: float = IDLE) -> None:
+        self.db = stores.db
+        self.store = stores.timers
+        self.lists = stores.lists
+        self.mutes = stores.mutes
+        self.schedule = schedule
+        self.queue = queue
+        self.clock = clock
+        self.idle = idle
+        self.fired = 0  # timers this process fired, for tests
+        self.rounds = 0  # looks at the clock, for tests that wait for one
+
+    async def run(self) -> None:
+        while True:
+            self.schedule.wake.clear()
+            await self.fire_due()
+            self.rounds += 1
+            due = await self.store.next_due()
+            delay = self.idle if due is None else max(0.0, due - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.schedule.wake.wait(), timeout=min(delay, self.idle))
+
+    async def fire_due(self) -> int:
+        fired = 0
+        while True:
+            members = await self.store.due_members(self.clock(), MEMBERS_PER_ROUND)
+            if not members:
+                return fired
+            for member_id in members:
+                fired += await self._fire(member_id)
+
+    async def _fire(self, member_id: int) -> int:
+        now = self.clock()
+        async with self.db.transaction() as batch:
+            timers = await self.store.take_due(member_id, now)
+            if not timers:
+                return 0  # another process took them
+            unmute: list[QueuedTarget] = []
+            for timer in timers:
+                # The member's timed choice is over either way; a list they follow that holds it keeps it muted.
+                self.mutes.forget_choice(batch, member_id, timer.x_user_id)
+                if not await self.lists.held_elsewhere(member_id, timer.x_user_id, None):
+                    unmute.append(QueuedTarget(timer.x_user_id, timer.username))
+            kept = len(timers) - len(unmute)
+            title = f"{counted(len(timers), 'timed mute')} ended"
+            if kept == 1:
+                title += "; 1 account stays muted because a list you follow holds it"
+            elif kept:
+                title += f"; {kept} accounts stay muted because lists you follow hold them"
+            job_id = await self.queue.create_job(member_id, guild_id=None, list_id=None, title=title,
+                                                 total=len(unmute))
+            self.queue.enqueue(batch, member_id, "unmute", unmute, cause="manual", job_id=job_id)
+        self.fired += len(timers)
+        log.info("member %s: %s ended, %s queued", member_id, counted(len(timers), "timed mute"),
+                 counted(len(unmute), "unmute"))
+        await self.queue.report_now(job_id)
+        return len(timers)

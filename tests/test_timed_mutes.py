@@ -1,0 +1,192 @@
+"""Timed mutes end to end: `/mute username duration`, timers that survive restarts, and `/why`.
+
+Time is driven through the sandbox's clock (`Sandbox.advance`), read by the bot and the X emulator alike;
+no test sleeps for the length of a mute."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.harness import Sandbox
+from bot.sandbox.members import Member, Message
+from tests.helpers import until
+
+HOUR = 3600
+DAY = 24 * HOUR
+DELETES = "DELETE /2/users/:source_user_id/muting/:target_user_id"
+
+
+def x_calls(sandbox: Sandbox) -> int:
+    return sum(n for key, n in sandbox.x.calls.items() if key.startswith(("GET /2", "POST /2", "DELETE /2")))
+
+
+def muted(sandbox: Sandbox, who: str, target: str) -> bool:
+    return sandbox.x.user(target).id in sandbox.x.mutes_of(who)
+
+
+def ended(message: Message) -> bool:
+    title = message.embeds[0]["title"] if message.embeds else ""
+    return title.startswith("Finished") and "timed mute" in title
+
+
+async def let_pass(sandbox: Sandbox, seconds: float, *members: Member) -> None:
+    """Move the clock on; wait until the timer task has looked at it and the members' queued work is sent."""
+    assert sandbox.bot is not None
+    services = sandbox.bot.services
+    rounds = services.timers.rounds
+    sandbox.advance(seconds)
+    await until(lambda: services.timers.rounds > rounds, what="the timer task to look at the clock")
+
+    async def sent() -> bool:
+        return all([await services.queue.pending_for(m.id) == 0 for m in members])
+
+    await until(sent, what="the queue to send what the timers queued")
+
+
+@pytest.fixture
+async def linked(sandbox: Sandbox, alice: Member) -> Member:
+    await sandbox.link(alice, "user1")
+    return alice
+
+
+async def test_a_timed_mute_ends_on_time_and_says_so(sandbox: Sandbox, linked: Member) -> None:
+    reply = await linked.slash("mute", username="user5", duration="2h")
+    assert reply.embeds[0]["title"] == "Muted on X", reply
+    assert "For 2 hours: mutebot unmutes it <t:" in reply.embeds[0]["description"]
+    assert muted(sandbox, "user1", "user5")
+    page = await linked.slash("mutes")
+    assert "([@user5](https://x.com/user5)) · until <t:" in page.embeds[0]["description"]
+
+    await let_pass(sandbox, HOUR, linked)
+    assert muted(sandbox, "user1", "user5")  # not yet
+    assert sandbox.x.calls[DELETES] == 0
+
+    await let_pass(sandbox, HOUR + 5, linked)
+    await until(lambda: not muted(sandbox, "user1", "user5"), what="the unmute")
+    summary = await linked.wait_for_dm(ended)
+    assert summary.embeds[0]["title"] == "Finished: 1 timed mute ended"
+    assert "Unmuted **1**" in summary.embeds[0]["description"]
+    assert sandbox.x.calls[DELETES] == 1
+    assert "user5" not in (await linked.slash("mutes")).embeds[0]["description"]
+
+
+async def test_a_timer_due_while_the_bot_was_down_fires_once_after_the_restart(sandbox: Sandbox,
+                                                                               linked: Member) -> None:
+    await linked.slash("mute", username="user6", duration="1h")
+    await sandbox.stop_bot()
+    sandbox.advance(3 * HOUR)  # due while nothing runs
+    await sandbox.start_bot()
+    await until(lambda: not muted(sandbox, "user1", "user6"), what="the unmute after the restart")
+    await linked.wait_for_dm(ended)
+    await sandbox.stop_bot()
+    await sandbox.start_bot()
+    await let_pass(sandbox, HOUR, linked)
+    assert sandbox.x.calls[DELETES] == 1  # once, not again after the second restart
+    assert len([m for m in await linked.dms() if ended(m)]) == 1
+
+
+async def test_a_plain_mute_during_a_timed_one_makes_it_permanent(sandbox: Sandbox, linked: Member) -> None:
+    await linked.slash("mute", username="user7", duration="30m")
+    reply = await linked.slash("mute", username="user7")
+    assert "now it stays muted until you unmute it" in reply.embeds[0]["description"]
+    await let_pass(sandbox, HOUR, linked)
+    assert muted(sandbox, "user1", "user7")
+    assert sandbox.x.calls[DELETES] == 0
+    assert "until <t:" not in (await linked.slash("mutes")).embeds[0]["description"]
+
+
+async def test_a_plain_mute_cancels_an_unmute_its_end_already_queued(sandbox: Sandbox, linked: Member) -> None:
+    await linked.slash("mute", username="user8", duration="1h")
+    sandbox.x.fail_next[DELETES] = 1  # X is down when the end comes: the unmute waits in the queue to be retried
+    sandbox.advance(2 * HOUR)
+    await until(lambda: sandbox.x.calls[DELETES] == 1, what="the timer's first unmute attempt")
+    reply = await linked.slash("mute", username="user8")  # the member wants it muted after all
+    assert reply.embeds[0]["title"] == "Muted on X"
+    await let_pass(sandbox, 10 * 60, linked)  # well past the retry's back-off
+    assert muted(sandbox, "user1", "user8")
+    assert sandbox.x.calls[DELETES] == 1
+
+
+async def test_unmute_cancels_the_timer(sandbox: Sandbox, linked: Member) -> None:
+    await linked.slash("mute", username="user9", duration="1d")
+    reply = await linked.slash("unmute", username="user9")
+    assert reply.embeds[0]["title"] == "Unmuted on X"
+    await linked.slash("mute", username="user9")  # muted again, for good
+    await let_pass(sandbox, 2 * DAY, linked)
+    assert muted(sandbox, "user1", "user9")
+    assert sandbox.x.calls[DELETES] == 1  # only the /unmute's
+    assert [m for m in await linked.dms() if ended(m)] == []
+
+
+@pytest.mark.parametrize("typed", ["0m", "30s", "1y", "366d", "53w", "abc", "1.5h", "-5m", "5", "1h1h", "h",
+                                   "12 hours"])
+async def test_bad_durations_are_refused_with_no_x_call(sandbox: Sandbox, linked: Member, typed: str) -> None:
+    before = x_calls(sandbox)
+    reply = await linked.slash("mute", username="user10", duration=typed)
+    assert reply.ephemeral
+    text = reply.embeds[0]["description"]
+    assert "Nothing was changed" in text and "30m" in text and "365 days" in text, text
+    assert "Traceback" not in text and "incident" not in text.lower()
+    assert x_calls(sandbox) == before
+    assert not muted(sandbox, "user1", "user10")
+
+
+@pytest.mark.parametrize(("typed", "hours"), [("1m", 1 / 60), ("1d12h", 36), ("2W", 336), ("365d", 8760),
+                                              (" 1h 30m ", 1.5)])
+async def test_durations_members_type(sandbox: Sandbox, linked: Member, typed: str, hours: float) -> None:
+    reply = await linked.slash("mute", username="user11", duration=typed)
+    assert reply.embeds[0]["title"] == "Muted on X", reply
+    assert sandbox.bot is not None
+    ends = await sandbox.bot.services.stores.timers.ends(linked.id, [sandbox.x.user("user11").id])
+    assert abs(ends[sandbox.x.user("user11").id] - sandbox.clock() - hours * HOUR) < 5
+
+
+async def test_a_list_the_member_follows_keeps_it_muted_and_why_names_it(sandbox: Sandbox, linked: Member,
+                                                                         mod: Member) -> None:
+    await sandbox.link(mod, "user2")
+    await mod.slash("mutelist create", name="spoilers")
+    await mod.slash("mutelist add", name="spoilers", username="user12", reason="leaks the finale")
+    await linked.slash("mutelist subscribe", name="spoilers")
+    await until(lambda: muted(sandbox, "user1", "user12"), what="the list's mute")
+    await linked.slash("mute", username="user12", duration="1d")
+    why = await linked.slash("why", username="@USER12")
+    assert "a list you follow holds it, so it will stay muted" in why.embeds[0]["description"]
+
+    await let_pass(sandbox, 2 * DAY, linked)
+    summary = await linked.wait_for_dm(ended)
+    assert "1 account stays muted because a list you follow holds it" in summary.embeds[0]["title"]
+    assert muted(sandbox, "user1", "user12")
+    why = await linked.slash("why", username="https://x.com/user12")
+    embed = why.embeds[0]
+    assert embed["title"] == "Why @user12 is muted for you"
+    assert "You muted it yourself" not in embed["description"]  # the timed choice is over
+    [field] = embed["fields"]
+    assert field["name"] == "`spoilers` in Sandbox Server"
+    assert f"Added by <@{mod.id}>" in field["value"] and "Reason: leaks the finale" in field["value"]
+
+
+async def test_a_thousand_timers_due_at_once_end_within_x_limits_in_one_message(tmp_path: Path) -> None:
+    async with Sandbox(tmp_path, x_users=1100, window_seconds=0.1) as sandbox:
+        alice = sandbox.member("alice")
+        await sandbox.link(alice, "user1")
+        names = [f"user{n}" for n in range(2, 1002)]
+        for name in names:
+            while True:
+                reply = await alice.slash("mute", username=name, duration="1h")
+                if reply.embeds[0].get("title") == "Muted on X":
+                    break
+                assert "Try again" in reply.embeds[0]["description"], reply
+                await asyncio.sleep(0.05)  # X's window for mutes is spent: wait for the next one
+        assert len(sandbox.x.mutes_of("user1")) == 1000
+        before_429 = sandbox.x.calls["429"]
+        sandbox.advance(2 * HOUR)
+        await until(lambda: not sandbox.x.mutes_of("user1"), timeout=60, what="all 1,000 unmutes")
+        summary = await alice.wait_for_dm(ended)
+        assert summary.embeds[0]["title"] == "Finished: 1000 timed mutes ended"
+        assert "Unmuted **1000**" in summary.embeds[0]["description"]
+        assert sandbox.x.calls["429"] == before_429  # the queue kept within X's window
+        assert sandbox.x.calls[DELETES] == 1000
+        assert len([m for m in await alice.dms() if ended(m)]) == 1
