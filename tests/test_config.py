@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -122,3 +123,14 @@ def test_listen_problem_names_a_taken_port_and_passes_a_free_one() -> None:
         assert listen_problem("127.0.0.1", port) == "address already in use"
     assert listen_problem("127.0.0.1", port) is None
     assert listen_problem("no-such-host.invalid", 8080) is not None
+
+
+def test_every_variable_read_is_in_env_example_and_the_readme() -> None:
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "bot" / "config.py").read_text()
+    read = set(re.findall(r'(?:get|required)\("([A-Z_]+)"', source))
+    assert {"DISCORD_TOKEN", "METRICS_PORT", "WEB_PORT"} <= read
+    example = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
+    readme = set(re.findall(r"`([A-Z][A-Z_]+)`", (root / "README.md").read_text()))
+    assert read - example == set(), "missing from .env.example"
+    assert read - readme == set(), "missing from the README's configuration table"
