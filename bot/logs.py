@@ -6,22 +6,25 @@ import logging
 import re
 import warnings
 
+# A name that carries a secret: anything with token/secret/signature/verifier/password/nonce in it (access_token,
+# oauth_token_secret, access_token_secret, client_secret, ...), an OAuth `code` or `state`, an OAuth 1.0a header
+# parameter, and our link cookies. It starts after a non-name character or a percent-escape (`%3F`, `%26`: a
+# query inside a URL-encoded value).
+_KEY = (
+    r"(?:(?<![A-Za-z0-9_\-])|(?<=%[0-9A-Fa-f]{2}))"
+    r"(?:[A-Za-z0-9_\-]*(?:token|secret|signature|verifier|password|nonce)[A-Za-z0-9_\-]*|code|state|"
+    r"oauth_[A-Za-z_]+|mutebot_link_[0-9a-f]+)"
+)
+_QUOTE = r"\\*[\"']"  # a quote, however many times it was escaped (JSON inside JSON)
+
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer|bot|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 [redacted]"),
-    (
-        re.compile(
-            r"(?i)\b(access_token|refresh_token|code|code_verifier|client_secret|token|oauth_token|"
-            r"oauth_token_secret|oauth_verifier|oauth_signature|state)=([^&\s\"',;)]+)"
-        ),
-        r"\1=[redacted]",
-    ),
-    (
-        re.compile(
-            r"(?i)([\"'](?:access_token|refresh_token|code|code_verifier|client_secret|token|"
-            r"oauth_token|oauth_token_secret|oauth_verifier)[\"']\s*:\s*[\"'])([^\"']+)"
-        ),
-        r"\1[redacted]",
-    ),
+    # JSON and Python reprs: "state": "...", 'refresh_token': '...'
+    (re.compile(rf"(?i)({_QUOTE}{_KEY}{_QUOTE}\s*:\s*{_QUOTE})[^\"'\\]*"), r"\1[redacted]"),
+    # quoted assignments: OAuth 1.0a headers (oauth_token="...", oauth_signature="..."), keyword reprs (state='...')
+    (re.compile(rf"(?i)({_KEY}\s*=\s*{_QUOTE})[^\"'\\]*"), r"\1[redacted]"),
+    # queries and URL-encoded forms, also encoded once or twice more inside another value (%3D, %253D)
+    (re.compile(rf"(?i)({_KEY}(?:=|%3D|%253D))(?![\"'\\])[^&\s\"',;)<>\\]+"), r"\1[redacted]"),
     # Interaction tokens sit in Discord's webhook and callback URLs (discord.py logs those at DEBUG).
     (re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?\"']+"), r"\1[redacted]"),
     # Fernet ciphertexts and Discord bot tokens have recognisable shapes.

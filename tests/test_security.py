@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import re
+import string
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 import httpx
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from bot.accounts import AccountService
-from bot.logs import setup_logging
+from bot.logs import RedactingFilter, setup_logging
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member, Reply
 from bot.store import Stores
@@ -350,3 +354,63 @@ async def test_refusals_are_our_pages_with_the_security_headers_and_no_versions(
         assert "content-security-policy: default-src 'none'" in headers and "x-frame-options: deny" in headers
         assert "server: mutebot" in headers and "aiohttp" not in headers
         assert "<h1>Bad request</h1>" in answer
+
+
+# -- 11. log redaction, as a property ---------------------------------------------------------------------------
+
+TOKEN_ALPHABET = string.ascii_letters + string.digits + "-._~+/="
+SECRET_KEYS = ("access_token", "refresh_token", "code", "code_verifier", "client_secret", "token", "oauth_token",
+               "oauth_token_secret", "oauth_verifier", "oauth_signature", "oauth_nonce", "state", "token_secret",
+               "access_token_secret", "consumer_secret", "id_token")
+SECRET = "QQSECRETQQ"  # where the secret goes in a context, before it is encoded the way that context encodes it
+
+
+def _contexts(key: str) -> list[tuple[str, Callable[[str], str]]]:
+    """(a template with SECRET in it, how that context encodes the secret) for each way a secret reaches a log."""
+    same = str
+    return [
+        (f"GET /oauth/callback?{key}={SECRET}&lang=en", lambda s: quote(s, safe="")),
+        (f"grant_type=refresh_token&{key}={SECRET}&client_id=mutebot", quote_plus),
+        (json.dumps({key: SECRET, "expires_in": 7200}), same),
+        (json.dumps({key: SECRET}, separators=(",", ":")), same),
+        (json.dumps(json.dumps({"body": {key: SECRET}})), same),  # JSON quoted inside JSON
+        (repr({key: SECRET, "scope": "mute.read"}), same),
+        (f"{key}={SECRET!r}", same),  # a keyword argument's repr
+        (f'Authorization: OAuth oauth_consumer_key="ck", {key}="{SECRET}", oauth_version="1.0"',
+         lambda s: quote(s, safe="")),
+        (f"Authorization: Bearer {SECRET}", same),
+        # a query inside a URL-encoded form value: the secret encoded in the query, then once more with the URL
+        ("redirect=" + quote(f"https://bot.example/oauth/callback?{key}=", safe="") + SECRET + quote("&x=1", safe=""),
+         lambda s: quote(quote(s, safe=""), safe="")),
+    ]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    secret=st.text(TOKEN_ALPHABET, min_size=8, max_size=64),
+    key=st.sampled_from(SECRET_KEYS),
+    which=st.integers(0, 9),
+    before=st.text(string.printable.replace("\x0b", "").replace("\x0c", ""), max_size=40),
+    after=st.text(string.printable.replace("\x0b", "").replace("\x0c", ""), max_size=40),
+)
+def test_no_secret_survives_in_any_log_line(secret: str, key: str, which: int, before: str, after: str) -> None:
+    template, encode = _contexts(key)[which]
+    assert SECRET in template
+    line = f"{before} {template.replace(SECRET, encode(secret))} {after}"
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(quote(secret, safe=""), safe="")}
+    around = f"{before} {template} {after} [redacted]"
+    assume(not any(form in around for form in forms))  # the secret must not already be part of the text around it
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("mutebot.redaction-property")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("request failed: %s", line)
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "request failed" in written
+    for form in forms:
+        assert form not in written, (line, written)
