@@ -10,7 +10,9 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
+import stat
 import string
 import time
 from collections.abc import Awaitable, Callable
@@ -414,3 +416,19 @@ def test_no_secret_survives_in_any_log_line(secret: str, key: str, which: int, b
     assert "request failed" in written
     for form in forms:
         assert form not in written, (line, written)
+
+
+# -- 12. the database file is its owner's alone ---------------------------------------------------------------------
+
+
+async def test_the_database_and_its_wal_and_shm_are_created_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)  # a usual umask, which would leave new files readable by everyone
+    try:
+        async with Sandbox(tmp_path) as sandbox:
+            await sandbox.link(sandbox.member("alice"), "user1")  # a write: the -wal and -shm files exist now
+            files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()
+                     if p.name.startswith("mutebot.sqlite3")}
+    finally:
+        os.umask(previous)
+    assert set(files) == {"mutebot.sqlite3", "mutebot.sqlite3-wal", "mutebot.sqlite3-shm"}
+    assert files == dict.fromkeys(files, 0o600), {name: oct(mode) for name, mode in files.items()}
