@@ -94,16 +94,16 @@ class MuteTimers:
                 return 0  # another process took them
             unmute: list[QueuedTarget] = []
             for timer in timers:
-                # The member's timed choice is over either way; a list they follow that holds it keeps it muted.
+                # The member's timed choice is over either way; a list they subscribe to that holds it keeps it muted.
                 self.mutes.forget_choice(batch, member_id, timer.x_user_id)
                 if not await self.lists.held_elsewhere(member_id, timer.x_user_id, None):
                     unmute.append(QueuedTarget(timer.x_user_id, timer.username))
             kept = len(timers) - len(unmute)
             title = f"{counted(len(timers), 'timed mute')} ended"
             if kept == 1:
-                title += "; 1 account stays muted because a list you follow holds it"
+                title += "; 1 account stays muted because a list you subscribe to holds it"
             elif kept:
-                title += f"; {kept} accounts stay muted because lists you follow hold them"
+                title += f"; {kept} accounts stay muted because lists you subscribe to hold them"
             job_id = await self.queue.create_job(member_id, guild_id=None, list_id=None, title=title,
                                                  total=len(unmute))
             self.queue.enqueue(batch, member_id, "unmute", unmute, cause="manual", job_id=job_id)

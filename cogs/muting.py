@@ -30,7 +30,7 @@ class Muting(commands.Cog):
         if outcome.ends_at is not None and duration is not None:
             end = int(outcome.ends_at)
             notes.append(f"For {describe_duration(duration)}: mutebot unmutes it <t:{end}:R> (<t:{end}:f>), "
-                         "unless a list you follow holds it then.")
+                         "unless a list you subscribe to holds it then.")
         elif outcome.was_timed:
             notes.append("It was a timed mute; now it stays muted until you unmute it.")
         if not outcome.changed:
@@ -73,8 +73,8 @@ class Muting(commands.Cog):
             seen = ("Your X account does mute it (as of mutebot's last look at your mutes), so it was muted on X "
                     "directly, or by another app." if why.cached_muted else
                     "If your X account mutes it, it was muted on X directly, or by another app.")
-            embed.description = (f"{user_line(user)}: you did not mute it through mutebot, and no list you follow "
-                                 f"holds it. {seen}")
+            embed.description = (f"{user_line(user)}: you did not mute it through mutebot, and no list you "
+                                 f"subscribe to holds it. {seen}")
             return embed
         embed = discord.Embed(title=f"Why @{user.username} is muted for you", colour=COLOUR_OK)
         lines = [user_line(user)]
@@ -83,11 +83,11 @@ class Muting(commands.Cog):
             if why.ends_at is not None:
                 end = int(why.ends_at)
                 line += f" It is a timed mute: mutebot unmutes it <t:{end}:R> (<t:{end}:f>)"
-                line += (", but a list you follow holds it, so it will stay muted." if why.lists else ".")
+                line += (", but a list you subscribe to holds it, so it will stay muted." if why.lists else ".")
             lines.append(line)
         elif why.choice == "unmuted" and why.chosen_at is not None:
-            lines.append(f"You unmuted it yourself with `/unmute` <t:{int(why.chosen_at)}:f>, so lists you follow "
-                         "leave it unmuted for you.")
+            lines.append(f"You unmuted it yourself with `/unmute` <t:{int(why.chosen_at)}:f>, so lists you "
+                         "subscribe to leave it unmuted for you.")
         if why.lists:
             lines.append(f"{counted(len(why.lists), 'list holds', 'lists hold')} it:")
         embed.description = "\n".join(lines)[:4096]
@@ -100,9 +100,9 @@ class Muting(commands.Cog):
                 value.append(f"Reason: {reason.reason}")
             if reason.muted_it:
                 value.append("This list muted it for you." if reason.following else
-                             "This list muted it for you (you no longer follow it).")
+                             "This list muted it for you (you are no longer subscribed).")
             else:
-                value.append("You follow this list.")
+                value.append("You subscribe to this list.")
             embed.add_field(name=f"{code_span(reason.list_name)} in {server}"[:256], value="\n".join(value)[:1024],
                             inline=False)
         if len(why.lists) > len(shown):

@@ -153,11 +153,11 @@ async def test_a_list_the_member_follows_keeps_it_muted_and_why_names_it(sandbox
     await until(lambda: muted(sandbox, "user1", "user12"), what="the list's mute")
     await linked.slash("mute", username="user12", duration="1d")
     why = await linked.slash("why", username="@USER12")
-    assert "a list you follow holds it, so it will stay muted" in why.embeds[0]["description"]
+    assert "a list you subscribe to holds it, so it will stay muted" in why.embeds[0]["description"]
 
     await let_pass(sandbox, 2 * DAY, linked)
     summary = await linked.wait_for_dm(ended)
-    assert "1 account stays muted because a list you follow holds it" in summary.embeds[0]["title"]
+    assert "1 account stays muted because a list you subscribe to holds it" in summary.embeds[0]["title"]
     assert muted(sandbox, "user1", "user12")
     why = await linked.slash("why", username="https://x.com/user12")
     embed = why.embeds[0]

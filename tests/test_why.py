@@ -80,7 +80,7 @@ async def test_two_lists_in_two_servers(sandbox: Sandbox, linked: Member, mod: M
     assert "This list muted it for you." in fields["`raiders` in Sandbox Server"]
     assert "Reason: brigading on the 3rd" in fields["`raiders` in Sandbox Server"]
     assert f"Added by <@{mod2.id}>" in fields["`spam` in Second Server"]
-    assert "You follow this list." in fields["`spam` in Second Server"]
+    assert "You subscribe to this list." in fields["`spam` in Second Server"]
 
 
 async def test_why_needs_a_link_and_a_valid_name(sandbox: Sandbox, bob: Member) -> None:
