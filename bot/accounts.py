@@ -307,10 +307,9 @@ class AccountService:
 
     async def consume_state(self, state: str) -> None:
         """Spend a state without linking (the member cancelled on X)."""
-        row = await self._live_state(state, "oauth2")
+        await self._live_state(state, "oauth2")
         if not await self.store.claim_state(_hash_state(state), self.clock()):
             raise LinkFailed(_USED)
-        del row
 
     async def complete_oauth2(self, state: str, code: str, cookies: Mapping[str, str]) -> Linked:
         row, verifier = await self._claim_state(state, "oauth2", cookies)

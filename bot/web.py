@@ -60,9 +60,13 @@ def page(status: int, title: str, message: str) -> web.Response:
 
 
 def error_page(status: int) -> web.Response:
-    title, message = _ERRORS.get(status, (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_
-                                          else "Error", "mutebot could not answer this request."))
-    return page(status, title, message)
+    if status in _ERRORS:
+        return page(status, *_ERRORS[status])
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return page(status, title, "mutebot could not answer this request.")
 
 
 class HeadTimeoutHandler(web.RequestHandler):
