@@ -199,6 +199,7 @@ async def world() -> AsyncIterator[World]:
         async with running_bot(standin, bot):
             yield World(standin, bot, alice, bob, moderator)
         assert standin.unknown_requests == []
+        assert not standin.violations, standin.violation_report()
     finally:
         await standin.stop()
 

@@ -24,6 +24,15 @@ from bot.sandbox.x_emulator import XEmulator
 from bot.vault import TokenVault
 
 
+class DiscordRequestsRefused(AssertionError):
+    """The bot sent Discord request bodies it would have refused (the stand-in answered them with a 400)."""
+
+    heading = "the bot sent Discord request bodies that Discord refuses (checked against its OpenAPI spec):"
+
+    def __init__(self, report: str) -> None:
+        super().__init__(f"{self.heading}\n{report}")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -53,6 +62,7 @@ class Sandbox:
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         env: dict[str, str] | None = None,
         client_secret: str | None = "sandbox-secret",  # noqa: S107 - the emulator's own client
+        check_discord_requests: bool = True,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if directory is None:
@@ -69,7 +79,8 @@ class Sandbox:
             client_secret=client_secret,
             redirect_uris=[f"{self.public_base_url}/oauth/callback"],
         )
-        self.discord = DiscordStandIn()
+        # Every body the bot sends Discord is checked against Discord's spec; stop() fails on any it refused.
+        self.discord = DiscordStandIn(check_requests=check_discord_requests)
         self.extensions = tuple(extensions)
         self.extra_env = dict(env or {})
         self.client_secret = client_secret
@@ -148,13 +159,16 @@ class Sandbox:
                 await self._bot_task
         self.bot, self._bot_task = None, None
 
-    async def stop(self) -> None:
+    async def stop(self, *, check: bool = True) -> None:
+        """Stop everything; then, with `check`, fail if the bot sent Discord anything Discord would refuse."""
         await self.stop_bot()
         await self.http.aclose()
         await self.discord.stop()
         await self.x.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
+        if check and self.discord.violations:
+            raise DiscordRequestsRefused(self.discord.violation_report())
 
     async def __aenter__(self) -> Sandbox:
         return await self.start()
@@ -162,7 +176,10 @@ class Sandbox:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.stop()
+        await self.stop(check=exc is None)
+        if exc is not None and self.discord.violations:
+            # The failure in flight stays the error; what Discord refused is said beside it.
+            exc.add_note(f"{DiscordRequestsRefused.heading}\n{self.discord.violation_report()}")
 
     # -- people ---------------------------------------------------------------------------------
 
