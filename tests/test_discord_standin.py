@@ -7,6 +7,7 @@ import contextlib
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import discord
@@ -19,6 +20,7 @@ from discord.ext import commands
 from bot.discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, point_discord_py_at
 from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS
 from bot.sandbox.discord_standin import DiscordStandIn, StandInTimeout
+from bot.sandbox.harness import DiscordRequestsRefused, Sandbox
 from bot.sandbox.members import Attachment, CommandNotAvailable, Member
 
 
@@ -414,3 +416,244 @@ async def test_bot_with_all_intents_gets_members_without_chunk_delay() -> None:
             assert guild is not None
             assert guild.get_member(carol.id) is not None
             assert (await carol.slash("members")).text == "2 members"
+
+
+# -- what the bot sends is checked against Discord's spec and rules ---------------------------------------------
+
+
+@dataclass
+class Raw:
+    """A bare stand-in (no bot) and a session that sends it bodies as a bot would."""
+
+    standin: DiscordStandIn
+    session: aiohttp.ClientSession
+    channel_id: int
+
+    async def send(self, method: str, path: str, body: object) -> tuple[int, dict[str, object]]:
+        headers = {"Authorization": f"Bot {self.standin.bot_token}"}
+        async with self.session.request(method, self.standin.api_base + path, json=body, headers=headers) as resp:
+            return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[Raw]:
+    async with DiscordStandIn() as standin, aiohttp.ClientSession() as session:
+        guild_id = standin.add_guild()
+        yield Raw(standin, session, standin.guilds[guild_id].channel_id)
+
+
+def _button(label: str, **extra: object) -> dict[str, object]:
+    return {"type": 2, "style": 1, "label": label, "custom_id": f"b:{label}", **extra}
+
+
+def _row(*buttons: dict[str, object]) -> dict[str, object]:
+    return {"type": 1, "components": list(buttons)}
+
+
+def _embed(**extra: object) -> dict[str, object]:
+    return {"title": "t", "description": "d", **extra}
+
+
+def _field(index: int = 0, **extra: object) -> dict[str, object]:
+    return {"name": f"n{index}", "value": "v", **extra}
+
+
+def _leaf(errors: dict[str, object], where: str) -> list[str]:
+    node: object = errors
+    for key in where.split(".") if where else []:
+        assert isinstance(node, dict) and key in node, f"no {where!r} in {errors}"
+        node = node[key]
+    assert isinstance(node, dict)
+    return [str(e["code"]) for e in node["_errors"]]
+
+
+MESSAGE, CALLBACK = "POST /channels/{channel}/messages", "POST /interactions/1/token/callback"
+LONG_ID = "x" * 101
+# (rule, route, body, where Discord's errors object puts it, its code)
+BAD_BODIES = [
+    ("a non-link button needs a custom_id", MESSAGE,
+     {"components": [_row({"type": 2, "style": 1, "label": "Go"})]},
+     "components.0.components.0.custom_id", "BUTTON_COMPONENT_CUSTOM_ID_REQUIRED"),
+    ("a link button needs a url", MESSAGE,
+     {"components": [_row({"type": 2, "style": 5, "label": "Open"})]},
+     "components.0.components.0.url", "BUTTON_COMPONENT_URL_REQUIRED"),
+    ("a link button has no custom_id", MESSAGE,
+     {"components": [_row({"type": 2, "style": 5, "label": "Open", "url": "https://x.com", "custom_id": "open"})]},
+     "components.0.components.0.custom_id", "BUTTON_COMPONENT_CUSTOM_ID_NOT_ALLOWED"),
+    ("a non-link button has no url", MESSAGE,
+     {"components": [_row(_button("Go", url="https://x.com"))]},
+     "components.0.components.0.url", "BUTTON_COMPONENT_URL_NOT_ALLOWED"),
+    ("at most 5 action rows", MESSAGE,
+     {"components": [_row(_button(f"r{i}")) for i in range(6)]},
+     "components", "BASE_TYPE_MAX_LENGTH"),
+    ("at most 5 buttons a row", MESSAGE,
+     {"components": [_row(*(_button(f"b{i}") for i in range(6)))]},
+     "components.0.components", "COMPONENT_LAYOUT_WIDTH_EXCEEDED"),
+    ("custom_id at most 100 characters", MESSAGE,
+     {"components": [_row(_button("Go", custom_id=LONG_ID))]},
+     "components.0.components.0.custom_id", "BASE_TYPE_MAX_LENGTH"),
+    ("custom_ids unique in a message", MESSAGE,
+     {"components": [_row(_button("A", custom_id="same"), _button("B", custom_id="same"))]},
+     "components.0.components.1.custom_id", "COMPONENT_CUSTOM_ID_DUPLICATED"),
+    ("at most 25 embed fields", MESSAGE,
+     {"embeds": [_embed(fields=[_field(i) for i in range(26)])]},
+     "embeds.0.fields", "BASE_TYPE_MAX_LENGTH"),
+    ("at most 6,000 characters across a message's embeds", MESSAGE,
+     {"embeds": [_embed(description="a" * 4000), _embed(description="b" * 1990, footer={"text": "f" * 10})]},
+     "embeds", "MAX_EMBED_SIZE_EXCEEDED"),
+    ("the 6,000 count takes field names and values and the author's name", MESSAGE,
+     {"embeds": [_embed(title="", description="", author={"name": "a" * 200},
+                        fields=[_field(i, name="n" * 250, value="v" * 1000) for i in range(5)])]},
+     "embeds", "MAX_EMBED_SIZE_EXCEEDED"),
+    ("embed title at most 256", MESSAGE, {"embeds": [_embed(title="t" * 257)]},
+     "embeds.0.title", "BASE_TYPE_MAX_LENGTH"),
+    ("embed description at most 4096", MESSAGE, {"embeds": [_embed(description="d" * 4097)]},
+     "embeds.0.description", "BASE_TYPE_MAX_LENGTH"),
+    ("field name at most 256", MESSAGE, {"embeds": [_embed(fields=[_field(name="n" * 257)])]},
+     "embeds.0.fields.0.name", "BASE_TYPE_MAX_LENGTH"),
+    ("field value at most 1024", MESSAGE, {"embeds": [_embed(fields=[_field(value="v" * 1025)])]},
+     "embeds.0.fields.0.value", "BASE_TYPE_MAX_LENGTH"),
+    ("footer at most 2048", MESSAGE, {"embeds": [_embed(footer={"text": "f" * 2049})]},
+     "embeds.0.footer.text", "BASE_TYPE_MAX_LENGTH"),
+    ("author name at most 256", MESSAGE, {"embeds": [_embed(author={"name": "a" * 257})]},
+     "embeds.0.author.name", "BASE_TYPE_MAX_LENGTH"),
+    ("content at most 2000 (the spec allows 4000)", MESSAGE, {"content": "c" * 2001},
+     "content", "BASE_TYPE_MAX_LENGTH"),
+    ("content at most 2000 in an interaction's answer", CALLBACK, {"type": 4, "data": {"content": "c" * 2001}},
+     "data.content", "BASE_TYPE_MAX_LENGTH"),
+    ("at most 25 autocomplete choices", CALLBACK,
+     {"type": 8, "data": {"choices": [{"name": f"c{i}", "value": f"c{i}"} for i in range(26)]}},
+     "data.choices", "BASE_TYPE_MAX_LENGTH"),
+    ("an autocomplete choice's name at most 100", CALLBACK,
+     {"type": 8, "data": {"choices": [{"name": "n" * 101, "value": "v"}]}},
+     "data.choices.0.name", "BASE_TYPE_MAX_LENGTH"),
+    ("an autocomplete choice's value at most 100", CALLBACK,
+     {"type": 8, "data": {"choices": [{"name": "n", "value": "v" * 101}]}},
+     "data.choices.0.value", "BASE_TYPE_MAX_LENGTH"),
+    # What only the spec says, through its $refs and unions:
+    ("the spec: a field needs a value", MESSAGE, {"embeds": [_embed(fields=[{"name": "n"}])]},
+     "embeds.0.fields.0.value", "BASE_TYPE_REQUIRED"),
+    ("the spec: a button style is one of Discord's", MESSAGE, {"components": [_row(_button("Go", style=9))]},
+     "components.0.components.0.style", "BASE_TYPE_CHOICES"),
+    ("the spec: a followup's button label at most 80", "POST /webhooks/1/token",
+     {"components": [_row(_button("l" * 81))]}, "components.0.components.0.label", "BASE_TYPE_MAX_LENGTH"),
+    ("the spec: a callback's type is one Discord has", CALLBACK, {"type": 3}, "type", "BASE_TYPE_CHOICES"),
+    ("the spec: a snowflake is digits", "POST /users/@me/channels", {"recipient_id": "me"},
+     "recipient_id", "SCHEMA_PATTERN"),
+    ("the spec: a command name at most 32", "PUT /applications/1/commands",
+     [{"name": "n" * 33, "description": "d"}], "0.name", "BASE_TYPE_MAX_LENGTH"),
+]
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "where", "code"), [case[1:] for case in BAD_BODIES], ids=[case[0] for case in BAD_BODIES]
+)
+async def test_a_body_discord_refuses_is_answered_400_and_recorded(
+    raw: Raw, route: str, body: object, where: str, code: str
+) -> None:
+    method, path = route.format(channel=raw.channel_id).split(" ")
+    status, answer = await raw.send(method, path, body)
+    assert status == 400
+    assert answer["code"] == 50035 and answer["message"] == "Invalid Form Body"
+    errors = answer["errors"]
+    assert isinstance(errors, dict)
+    assert code in _leaf(errors, where)
+    assert (method, path, where, code) in [(v.method, v.path, v.where, v.code) for v in raw.standin.violations]
+    assert code in raw.standin.violation_report()
+
+
+async def test_a_valid_body_passes_the_check(raw: Raw) -> None:
+    body = {
+        "content": "c" * 2000,
+        "embeds": [
+            _embed(title="t" * 256, description="d" * 2935, footer={"text": "f" * 100}, author={"name": "a" * 44},
+                   fields=[_field(i, value="v" * 100) for i in range(25)], color=0x1DA1F2),
+            _embed(title="", description="e" * 100),
+        ],
+        "components": [
+            _row(*(_button(f"b{i}") for i in range(4)), {"type": 2, "style": 5, "label": "X", "url": "https://x.com"}),
+            *(_row(_button(f"r{i}", custom_id="c" * 99 + str(i))) for i in range(3)),
+            _row({"type": 3, "custom_id": "pick", "options": [{"label": "A", "value": "a"}]}),
+        ],
+        "allowed_mentions": {"parse": [], "users": [123, "456"]},
+        "attachments": [{"id": 0, "filename": "list.csv"}],
+        "flags": 4,
+    }
+    # Every limit at its edge: 2,000 of content, 25 fields, 5 rows, 5 buttons a row, and exactly 6,000 characters
+    # of embeds (title, description, footer, author, field names and values, the second embed's description).
+    total = 256 + 2935 + 100 + 44 + sum(len(f"n{i}") + 100 for i in range(25)) + 100
+    assert total == 6000
+    status, answer = await raw.send("POST", f"/channels/{raw.channel_id}/messages", body)
+    assert status == 200, answer
+    status, answer = await raw.send("POST", "/users/@me/channels", {"recipient_id": 1})
+    assert status == 400 and answer["code"] == 50033  # passed the check; no such user in the stand-in
+    assert raw.standin.violations == []
+
+
+async def test_the_standins_own_checks_and_broken_json_count_as_violations(raw: Raw) -> None:
+    command = {"name": "pick", "description": "d", "options": [
+        {"type": 3, "name": "a", "description": "d"}, {"type": 3, "name": "b", "description": "d", "required": True},
+    ]}
+    status, answer = await raw.send("PUT", f"/applications/{raw.standin.application_id}/commands", [command])
+    assert (status, answer["code"]) == (400, 50035)
+    headers = {"Authorization": f"Bot {raw.standin.bot_token}", "Content-Type": "application/json"}
+    url = f"{raw.standin.api_base}/channels/{raw.channel_id}/messages"
+    async with raw.session.post(url, data=b"{not json", headers=headers) as resp:
+        assert resp.status == 400 and (await resp.json())["code"] == 50109
+    assert [v.code for v in raw.standin.violations] == ["STANDIN_CHECK", "INVALID_JSON"]
+    assert "required options must be placed before non-required options" in raw.standin.violation_report()
+
+
+async def test_discord_py_gets_discords_error_for_a_refused_body(world: World) -> None:
+    channel = world.bot.get_channel(world.standin.guilds[world.alice.guild_id].channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    embeds = [discord.Embed(description="a" * 4000), discord.Embed(description="b" * 2001)]
+    with pytest.raises(discord.HTTPException) as refused:
+        await channel.send(embeds=embeds)
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+    assert "embeds: Embed size exceeds maximum size of 6000" in refused.value.text
+    assert [(v.path, v.where, v.code) for v in world.standin.violations] == [
+        (f"/channels/{channel.id}/messages", "embeds", "MAX_EMBED_SIZE_EXCEEDED")
+    ]
+    world.standin.violations.clear()  # expected here; the fixture fails on any left
+
+
+async def _send_refused_body(sandbox: Sandbox) -> None:
+    channel_id = sandbox.discord.guilds[sandbox.guild_id].channel_id
+    body = {"components": [_row({"type": 2, "style": 1, "label": "Go"})]}
+    response = await sandbox.http.post(
+        f"{sandbox.discord.api_base}/channels/{channel_id}/messages", json=body,
+        headers={"Authorization": f"Bot {sandbox.discord.bot_token}"},
+    )
+    assert response.status_code == 400
+
+
+async def test_the_sandbox_fails_at_stop_naming_what_discord_refused(tmp_path: Path) -> None:
+    sandbox = await Sandbox(tmp_path).start(with_bot=False)
+    await _send_refused_body(sandbox)
+    with pytest.raises(DiscordRequestsRefused, match=r"components\.0\.components\.0\.custom_id: A non-link button"):
+        await sandbox.stop()
+
+
+async def test_a_failing_test_keeps_its_error_and_gets_the_refusals_as_a_note(tmp_path: Path) -> None:
+    async def failing_test() -> None:
+        async with Sandbox(tmp_path) as sandbox:
+            await _send_refused_body(sandbox)
+            raise LookupError("the test's own failure")
+
+    with pytest.raises(LookupError, match="the test's own failure") as failure:
+        await failing_test()
+    assert "BUTTON_COMPONENT_CUSTOM_ID_REQUIRED" in "\n".join(failure.value.__notes__)
+
+
+async def test_the_sandbox_can_be_told_not_to_check(tmp_path: Path) -> None:
+    sandbox = await Sandbox(tmp_path, check_discord_requests=False).start(with_bot=False)
+    channel_id = sandbox.discord.guilds[sandbox.guild_id].channel_id
+    response = await sandbox.http.post(
+        f"{sandbox.discord.api_base}/channels/{channel_id}/messages",
+        json={"components": [_row({"type": 2, "style": 1, "label": "Go"})]},
+        headers={"Authorization": f"Bot {sandbox.discord.bot_token}"},
+    )
+    assert response.status_code == 200
+    await sandbox.stop()
+    assert sandbox.discord.violations == []
