@@ -13,6 +13,9 @@ from bot.paginator import RenderedPage, register_source, show_page
 from bot.replies import COLOUR_INFO, COLOUR_OK, account_embed, code_span, counted, send_ephemeral, user_line
 from bot.runtime import MuteBot
 
+# Discord refuses a message whose embeds hold more than 6,000 characters in all; the rest is the footer's.
+EMBED_BUDGET = 6000 - 100
+
 
 class Muting(commands.Cog):
     def __init__(self, bot: MuteBot) -> None:
@@ -91,8 +94,8 @@ class Muting(commands.Cog):
         if why.lists:
             lines.append(f"{counted(len(why.lists), 'list holds', 'lists hold')} it:")
         embed.description = "\n".join(lines)[:4096]
-        shown = why.lists[:20]
-        for reason in shown:
+        shown = 0
+        for reason in why.lists[:20]:
             guild = self.bot.get_guild(reason.guild_id)
             server = guild.name if guild is not None else "a server mutebot is no longer in"
             value = [f"Added by <@{reason.added_by}> <t:{int(reason.added_at)}:f>"]
@@ -103,10 +106,13 @@ class Muting(commands.Cog):
                              "This list muted it for you (you are no longer subscribed).")
             else:
                 value.append("You subscribe to this list.")
-            embed.add_field(name=f"{code_span(reason.list_name)} in {server}"[:256], value="\n".join(value)[:1024],
-                            inline=False)
-        if len(why.lists) > len(shown):
-            embed.set_footer(text=f"… and {counted(len(why.lists) - len(shown), 'more list')}")
+            name, text = f"{code_span(reason.list_name)} in {server}"[:256], "\n".join(value)[:1024]
+            if len(embed) + len(name) + len(text) > EMBED_BUDGET:
+                break
+            embed.add_field(name=name, value=text, inline=False)
+            shown += 1
+        if len(why.lists) > shown:
+            embed.set_footer(text=f"… and {counted(len(why.lists) - shown, 'more list')}")
         return embed
 
     async def render_mutes(

@@ -91,3 +91,23 @@ async def test_why_needs_a_link_and_a_valid_name(sandbox: Sandbox, bob: Member) 
     reply = await bob.slash("why", username="not a name!")
     assert "not a valid X username" in reply.embeds[0]["description"]
     assert sum(sandbox.x.calls.values()) == calls
+
+
+async def test_many_lists_with_long_reasons_fit_in_one_message(sandbox: Sandbox, linked: Member, mod: Member) -> None:
+    # Twenty lists, each with the longest name and reason: their fields alone pass Discord's 6,000 characters
+    # per message, which Discord refuses (the stand-in too, failing this test at teardown).
+    await sandbox.link(mod, "user2")
+    names = [f"list {i:02d} " + "n" * 42 for i in range(20)]
+    for name in names:
+        await mod.slash("mutelist create", name=name)
+        await mod.slash("mutelist add", name=name, username="user9", reason="r" * 200)
+        await linked.slash("mutelist subscribe", name=name)
+    embed = (await linked.slash("why", username="user9")).embeds[0]
+    assert embed["title"] == "Why @user9 is muted for you"
+    assert "20 lists hold it" in embed["description"]
+    fields = embed["fields"]
+    assert 10 <= len(fields) < 20
+    assert embed["footer"]["text"] == f"… and {20 - len(fields)} more lists"
+    size = len(embed["title"]) + len(embed["description"]) + len(embed["footer"]["text"])
+    assert size + sum(len(f["name"]) + len(f["value"]) for f in fields) <= 6000
+    assert sandbox.discord.violations == []
