@@ -145,6 +145,11 @@ class SampleBot(commands.Bot):
             message = await interaction.channel.send("0%")
             await message.edit(content="100%")
 
+        @tree.command(description="Answers with more than Discord's 6,000 characters of embeds")
+        async def oversize(interaction: discord.Interaction) -> None:
+            embeds = [discord.Embed(description="a" * 4096), discord.Embed(description="b" * 2000)]
+            await interaction.response.send_message(embeds=embeds)
+
         @tree.command(description="Never answers")
         async def silent(interaction: discord.Interaction) -> None:
             return None
@@ -391,6 +396,14 @@ async def test_unanswered_interaction_times_out_with_explanation(world: World) -
     world.alice.reply_timeout = 0.3
     with pytest.raises(StandInTimeout, match="the bot to answer /silent"):
         await world.alice.slash("silent")
+
+
+async def test_an_answer_discord_refused_is_named_when_the_member_gives_up(world: World) -> None:
+    world.alice.reply_timeout = 0.5
+    with pytest.raises(StandInTimeout, match=r"refused bodies: POST /interactions/.*MAX_EMBED_SIZE_EXCEEDED"):
+        await world.alice.slash("oversize")
+    assert [v.where for v in world.standin.violations] == ["data.embeds"]
+    world.standin.violations.clear()  # expected here; the fixture fails on any left
 
 
 async def test_bot_with_all_intents_gets_members_without_chunk_delay() -> None:

@@ -435,9 +435,11 @@ class DiscordStandIn:
     def _explain(self, what: str, timeout: float) -> str:
         recent = ", ".join(f"{m} {p}" for m, p in self.requests[-8:]) or "none"
         unknown = ", ".join(f"{m} {p}" for m, p in self.unknown_requests) or "none"
+        # An answer Discord refused never arrives: say so, rather than leave only the timeout.
+        refused = "; ".join(str(v) for v in self.violations[-3:]) or "none"
         return (
             f"timed out after {timeout:g}s waiting for {what}; bot connected: {self.connected}; "
-            f"last requests: {recent}; unknown routes: {unknown}"
+            f"last requests: {recent}; unknown routes: {unknown}; refused bodies: {refused}"
         )
 
     def _guild(self, guild_id: int) -> StandInGuild:
