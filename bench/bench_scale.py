@@ -64,7 +64,7 @@ def rss_mb(pid: int) -> tuple[float, float]:
 async def run() -> bool:
     ok = True
     with tempfile.TemporaryDirectory(prefix="mutebot-scale-") as tmp:
-        sandbox = Sandbox(Path(tmp))
+        sandbox = Sandbox(Path(tmp), check_discord_requests=False)
         await sandbox.start(with_bot=False)
         big = sandbox.member("big")
         env = sandbox.environment()

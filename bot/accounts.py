@@ -393,6 +393,7 @@ class AccountService:
         self.stores.mutes.forget_cache(batch, member_id)
         self.stores.mutes.forget_choices(batch, member_id)
         self.stores.lists.forget_member_list_mutes(batch, member_id)
+        self.stores.timers.forget_member(batch, member_id)  # the old account's timed mutes end with it
         self.stores.queue.cancel_for_member(batch, member_id, outcome=outcome, now=self.clock())
 
     async def _apply_subscriptions(self, member_id: int, auth: UserAuth) -> int:

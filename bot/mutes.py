@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.accounts import AccountService, Credentials, LinkedAccount
 from bot.directory import UserDirectory
-from bot.errors import NotLinked, RelinkRequired, SelfMute
+from bot.errors import LinkUnreadable, NotLinked, RelinkRequired, SelfMute
 from bot.store import Stores
 from bot.store.database import Batch
 from bot.store.lists import ListReason
@@ -89,7 +89,7 @@ class MuteService:
         if account is None:
             raise NotLinked()
         if account.needs_relink:
-            raise RelinkRequired()
+            raise LinkUnreadable() if account.unreadable else RelinkRequired()
         return account
 
     def _check_budget(self, x_user_id: str, endpoint: str) -> None:

@@ -10,6 +10,9 @@ import pytest
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member
 
+# Every end-to-end test also checks what the bot sends Discord, against Discord's vendored spec: required.
+Sandbox.check_discord_requests = True
+
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:

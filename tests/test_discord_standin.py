@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -670,3 +672,19 @@ async def test_the_sandbox_can_be_told_not_to_check(tmp_path: Path) -> None:
     assert response.status_code == 200
     await sandbox.stop()
     assert sandbox.discord.violations == []
+
+
+def test_without_jsonschema_the_standin_runs_unchecked_unless_asked_to_check() -> None:
+    # An installed package has no dev tools: `mutebot demo` must still run (unchecked); a test run never does.
+    script = (
+        "import sys; sys.modules['jsonschema'] = None\n"
+        "from bot.sandbox.discord_standin import DiscordStandIn\n"
+        "assert DiscordStandIn().spec is None\n"
+        "try:\n"
+        "    DiscordStandIn(check_requests=True)\n"
+        "except ImportError:\n"
+        "    print('refused')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused"

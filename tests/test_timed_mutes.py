@@ -190,3 +190,13 @@ async def test_a_thousand_timers_due_at_once_end_within_x_limits_in_one_message(
         assert sandbox.x.calls["429"] == before_429  # the queue kept within X's window
         assert sandbox.x.calls[DELETES] == 1000
         assert len([m for m in await alice.dms() if ended(m)]) == 1
+
+
+async def test_unlinking_ends_the_timers_of_the_account_it_forgets(sandbox: Sandbox, linked: Member) -> None:
+    await linked.slash("mute", username="user13", duration="1h")
+    await linked.slash("unlink")
+    assert sandbox.bot is not None
+    assert await sandbox.bot.services.stores.timers.count() == 0
+    await sandbox.link(linked, "user14")  # another X account: the old one's timed mute is not its business
+    await let_pass(sandbox, 2 * HOUR, linked)
+    assert sandbox.x.calls[DELETES] == 0

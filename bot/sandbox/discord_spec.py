@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
+# jsonschema (and its referencing) are test tools, not runtime dependencies: imported when a spec is loaded,
+# so the stand-in (and `mutebot demo` from an installed package) runs without them, unchecked.
 
 JSON = dict[str, Any]
 Problem = tuple[str, str, str]  # where in the body, Discord's error code, the message
@@ -94,8 +93,12 @@ class DiscordSpec:
     """Discord's HTTP API spec, ready to check request bodies: `check(method, path, body)` lists violations."""
 
     def __init__(self, spec: JSON) -> None:
+        import jsonschema  # type: ignore[import-untyped]  # noqa: F401 - every check needs it: refuse now if missing
+        from referencing import Registry
+        from referencing.jsonschema import DRAFT202012
+
         self.spec = _patched(spec)
-        self._registry: Registry[Any] = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(self.spec))
+        self._registry: Any = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(self.spec))
         # Templates with more literal segments first, so /users/@me/channels wins over /users/{user_id}/...
         routes: list[tuple[int, re.Pattern[str], str]] = []
         for template in self.spec["paths"]:
@@ -109,13 +112,22 @@ class DiscordSpec:
     @classmethod
     @functools.cache
     def load(cls, path: Path = SPEC_PATH) -> DiscordSpec:
-        """The vendored spec, read once per process."""
+        """The vendored spec, read once per process (FileNotFoundError without it, ImportError without
+        jsonschema)."""
         if not path.is_file():
             raise FileNotFoundError(
                 f"Discord's OpenAPI spec is not at {path}: the stand-in checks request bodies against it "
                 "(vendored under tests/data/discord-api; DiscordStandIn(check_requests=False) turns the check off)"
             )
         return cls(json.loads(path.read_text()))
+
+    @classmethod
+    def available(cls) -> DiscordSpec | None:
+        """The spec when this checkout has it and jsonschema is installed (tests, `make demo`); else None."""
+        try:
+            return cls.load()
+        except (FileNotFoundError, ImportError):
+            return None
 
     def template(self, path: str) -> str | None:
         """The spec's path template for a request path (without /api/v10), or None if Discord has no such path."""
@@ -170,6 +182,8 @@ class DiscordSpec:
 
     @functools.cache  # noqa: B019 - one spec per process (load() is cached), so nothing leaks
     def _validator(self, pointer: str) -> Any:
+        import jsonschema
+
         return jsonschema.Draft202012Validator({"$ref": SPEC_URI + pointer}, registry=self._registry)
 
 
