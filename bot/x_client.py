@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +24,8 @@ from bot.secrets import Secret
 log = logging.getLogger(__name__)
 
 DEFAULT_USER_FIELDS = ("profile_image_url",)
+POST_FIELDS = ("created_at", "conversation_id")
+POST_PAGE = 100  # the most recent search, quote_tweets, retweeted_by and liking_users give per page
 LOOKUP_BATCH = 100
 # One pool per process for every call to X (the X client's and authlib's token calls share it): enough
 # connections for the queue's concurrency plus a burst of commands, and keep-alive for all of them.
@@ -51,6 +54,15 @@ class XUserNotFound(XError):
     def __init__(self, username: str) -> None:
         super().__init__(f"no X account @{username}", status=200)
         self.username = username
+
+
+class XPostNotFound(XError):
+    """X has no such post: it never existed, or it was deleted (X does not tell the two apart)."""
+
+    def __init__(self, post_id: str, *, hidden: bool = False) -> None:
+        super().__init__(f"no X post {post_id}" + (" visible to this account" if hidden else ""), status=200)
+        self.post_id = post_id
+        self.hidden = hidden  # it exists, but its account is protected
 
 
 class XInvalidRequest(XError):
@@ -115,6 +127,52 @@ class MutingPage:
     result_count: int
     next_token: str | None
     previous_token: str | None
+
+
+@dataclass(frozen=True)
+class XPost:
+    id: str
+    author_id: str
+    text: str
+    conversation_id: str
+    created_at: float | None
+    author: XUser | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], users: Mapping[str, XUser]) -> XPost:
+        created = data.get("created_at")
+        author_id = str(data.get("author_id", ""))
+        return cls(
+            id=str(data["id"]),
+            author_id=author_id,
+            text=str(data.get("text", "")),
+            conversation_id=str(data.get("conversation_id") or data["id"]),
+            created_at=_parse_time(created) if isinstance(created, str) else None,
+            author=users.get(author_id),
+        )
+
+
+@dataclass(frozen=True)
+class PostsPage:
+    """A page of posts (recent search, quotes), each with its author when X included it."""
+
+    posts: list[XPost]
+    next_token: str | None
+
+
+@dataclass(frozen=True)
+class UsersPage:
+    """A page of accounts (reposters, likers)."""
+
+    users: list[XUser]
+    next_token: str | None
+
+
+def _parse_time(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -525,3 +583,88 @@ class XClient:
             token = page.next_token
             if not token:
                 return
+
+    # -- posts ------------------------------------------------------------------------------------
+
+    async def post(self, auth: UserAuth, post_id: str) -> XPost:
+        """One post with its author; XPostNotFound when X has none (deleted or never there) or hides it."""
+        body = await self.request(
+            "GET", f"/2/tweets/{post_id}", auth, "tweets/:id",
+            params={"expansions": "author_id", "post.fields": ",".join(POST_FIELDS),
+                    "user.fields": ",".join(DEFAULT_USER_FIELDS)},
+        )
+        if not isinstance(body, dict) or "data" not in body:
+            errors = body.get("errors", []) if isinstance(body, dict) else []
+            hidden = any(_problem_suffix(e) == "not-authorized-for-resource" for e in errors)
+            raise XPostNotFound(post_id, hidden=hidden)
+        return XPost.from_json(body["data"], _included_users(body))
+
+    async def search_recent(
+        self, auth: UserAuth, query: str, *, max_results: int = POST_PAGE, next_token: str | None = None
+    ) -> PostsPage:
+        """One page of X's recent search (the last 7 days), newest first, with each post's author."""
+        params = {"query": query, "max_results": str(max_results), "expansions": "author_id",
+                  "post.fields": ",".join(POST_FIELDS), "user.fields": ",".join(DEFAULT_USER_FIELDS)}
+        if next_token:
+            params["next_token"] = next_token
+        body = await self.request("GET", "/2/tweets/search/recent", auth, "tweets/search/recent", params=params)
+        return _posts_page(body)
+
+    async def quote_posts(
+        self, auth: UserAuth, post_id: str, *, max_results: int = POST_PAGE, pagination_token: str | None = None
+    ) -> PostsPage:
+        """One page of the posts that quote this one, newest first, with each quote's author."""
+        params = {"max_results": str(max_results), "expansions": "author_id",
+                  "post.fields": ",".join(POST_FIELDS), "user.fields": ",".join(DEFAULT_USER_FIELDS)}
+        if pagination_token:
+            params["pagination_token"] = pagination_token
+        body = await self.request("GET", f"/2/tweets/{post_id}/quote_tweets", auth, "tweets/:id/quote_tweets",
+                                  params=params)
+        _raise_missing_post(body, post_id)
+        return _posts_page(body)
+
+    async def reposted_by(
+        self, auth: UserAuth, post_id: str, *, max_results: int = POST_PAGE, pagination_token: str | None = None
+    ) -> UsersPage:
+        """One page of who reposted it (X keeps the 100 most recent)."""
+        return await self._post_users(auth, post_id, "retweeted_by", max_results, pagination_token)
+
+    async def liking_users(
+        self, auth: UserAuth, post_id: str, *, max_results: int = POST_PAGE, pagination_token: str | None = None
+    ) -> UsersPage:
+        """One page of who liked it (X keeps the 100 most recent; needs the like.read scope)."""
+        return await self._post_users(auth, post_id, "liking_users", max_results, pagination_token)
+
+    async def _post_users(
+        self, auth: UserAuth, post_id: str, relation: str, max_results: int, pagination_token: str | None
+    ) -> UsersPage:
+        params = {"max_results": str(max_results), "user.fields": ",".join(DEFAULT_USER_FIELDS)}
+        if pagination_token:
+            params["pagination_token"] = pagination_token
+        body = await self.request("GET", f"/2/tweets/{post_id}/{relation}", auth, f"tweets/:id/{relation}",
+                                  params=params)
+        _raise_missing_post(body, post_id)
+        meta = body.get("meta", {}) if isinstance(body, dict) else {}
+        data = body.get("data", []) if isinstance(body, dict) else []
+        return UsersPage([XUser.from_json(item) for item in data], meta.get("next_token"))
+
+
+def _included_users(body: dict[str, Any]) -> dict[str, XUser]:
+    includes = body.get("includes", {})
+    users = includes.get("users", []) if isinstance(includes, dict) else []
+    return {str(u["id"]): XUser.from_json(u) for u in users if isinstance(u, dict) and "id" in u}
+
+
+def _raise_missing_post(body: Any, post_id: str) -> None:
+    """X answers 200 with a problem in `errors`, and no `meta`, for a post it cannot find or show."""
+    if isinstance(body, dict) and "meta" not in body and body.get("errors"):
+        hidden = any(_problem_suffix(e) == "not-authorized-for-resource" for e in body["errors"])
+        raise XPostNotFound(post_id, hidden=hidden)
+
+
+def _posts_page(body: Any) -> PostsPage:
+    if not isinstance(body, dict):
+        return PostsPage([], None)
+    users = _included_users(body)
+    meta = body.get("meta", {})
+    return PostsPage([XPost.from_json(item, users) for item in body.get("data", [])], meta.get("next_token"))

@@ -21,6 +21,7 @@ from bot.x_client import (
     XClient,
     XForbidden,
     XInvalidRequest,
+    XPostNotFound,
     XRateLimited,
     XUnauthorized,
     XUnavailable,
@@ -244,3 +245,106 @@ async def test_client_requests_validate_against_openapi(emu: XEmulator) -> None:
                 jsonschema.validate(value, schema)
             checked += 1
     assert checked >= 7
+
+
+LIKE_SCOPES = "tweet.read users.read like.read mute.read mute.write offline.access"
+
+
+async def test_post_and_who_took_part_page_by_page(emu: XEmulator, client: XClient) -> None:
+    pile = emu.seed_post("user2", repliers=[f"r{i}" for i in range(130)], quoters=[f"q{i}" for i in range(12)],
+                         reposters=[f"p{i}" for i in range(150)], likers=["l1", "l2"])
+    token = emu.issue_token("user1", LIKE_SCOPES)
+    auth = UserAuth(emu.user("user1").id, Secret(token["access_token"]))
+    post = await client.post(auth, pile.id)
+    assert post.author is not None and post.author.username == "user2" and post.conversation_id == pile.id
+    assert post.created_at is not None and abs(post.created_at - pile.created_at) < 1
+    first = await client.search_recent(auth, f"conversation_id:{pile.id}")
+    assert len(first.posts) == 100 and first.next_token and first.posts[0].author is not None
+    second = await client.search_recent(auth, f"conversation_id:{pile.id}", next_token=first.next_token)
+    assert len(second.posts) == 31 and second.next_token is None  # the post itself is in its conversation
+    assert {p.author.username for p in first.posts + second.posts if p.author} == {f"r{i}" for i in range(130)} | {
+        "user2"}
+    quotes = await client.quote_posts(auth, pile.id)
+    assert [p.author.username for p in quotes.posts if p.author][:2] == ["q11", "q10"]
+    reposters = await client.reposted_by(auth, pile.id)
+    assert len(reposters.users) == 100 and reposters.next_token is None  # X keeps the 100 most recent
+    assert reposters.users[0].username == "p149"
+    half = await client.reposted_by(auth, pile.id, max_results=60)
+    rest = await client.reposted_by(auth, pile.id, max_results=60, pagination_token=half.next_token)
+    assert len(half.users) + len(rest.users) == 100 and rest.next_token is None
+    assert [u.username for u in (await client.liking_users(auth, pile.id)).users] == ["l2", "l1"]
+    assert emu.calls["GET /2/tweets/:id"] == 1 and emu.calls["GET /2/tweets/search/recent"] == 2
+
+
+async def test_missing_deleted_and_hidden_posts_are_typed(emu: XEmulator, client: XClient) -> None:
+    auth = auth_for(emu, "user1")
+    gone = emu.add_post("user2")
+    emu.delete_post(gone.id)
+    hidden = emu.add_post("user10")  # user10 is a protected account
+    for post_id in ("123", gone.id):
+        with pytest.raises(XPostNotFound) as missing:
+            await client.post(auth, post_id)
+        assert not missing.value.hidden
+    with pytest.raises(XPostNotFound) as refused:
+        await client.post(auth, hidden.id)
+    assert refused.value.hidden
+    with pytest.raises(XPostNotFound):
+        await client.reposted_by(auth, gone.id)
+    with pytest.raises(XInvalidRequest):
+        await client.post(auth, "12ab")
+
+
+async def test_likers_need_the_like_read_scope(emu: XEmulator, client: XClient) -> None:
+    pile = emu.seed_post("user2", likers=["l1"])
+    with pytest.raises(XForbidden):
+        await client.liking_users(auth_for(emu, "user1"), pile.id)  # linked with the scopes of before
+
+
+async def test_post_endpoints_have_xs_limits(emu: XEmulator, client: XClient) -> None:
+    pile = emu.seed_post("user2", likers=["l1"])
+    auth = auth_for(emu, "user1")
+    for _ in range(75):
+        await client.reposted_by(auth, pile.id)
+    with pytest.raises(XRateLimited):
+        await client.reposted_by(auth, pile.id)
+    state = client.rate_limits.get(auth.x_user_id, "tweets/:id/retweeted_by")
+    assert state is not None and state.limit == 75 and state.remaining == 0
+    assert client.rate_limits.next_allowed_at(auth.x_user_id, "tweets/:id/retweeted_by") > 0
+    await client.quote_posts(auth, pile.id)  # each endpoint has its own window
+    limits = {"tweets/:id": 900, "tweets/search/recent": 300, "tweets/:id/quote_tweets": 75}
+    await client.post(auth, pile.id)
+    await client.search_recent(auth, f"conversation_id:{pile.id}")
+    for endpoint, limit in limits.items():
+        seen = client.rate_limits.get(auth.x_user_id, endpoint)
+        assert seen is not None and seen.limit == limit, endpoint
+
+
+async def test_post_requests_validate_against_openapi(emu: XEmulator) -> None:
+    spec = load_openapi()
+    pile = emu.seed_post("user2", repliers=["r1"], likers=["l1"])
+    sent: list[XCall] = []
+    token = emu.issue_token("user1", LIKE_SCOPES)
+    auth = UserAuth(emu.user("user1").id, Secret(token["access_token"]))
+    async with XClient(emu.base_url) as client:
+        client.observers.append(sent.append)
+        await client.post(auth, pile.id)
+        await client.search_recent(auth, f"conversation_id:{pile.id}")
+        await client.quote_posts(auth, pile.id)
+        await client.reposted_by(auth, pile.id)
+        await client.liking_users(auth, pile.id)
+    checked = 0
+    for call in sent:
+        url = httpx.URL(call.url)
+        spec_path = url.path.replace(pile.id, "{id}")
+        params = _spec_parameters(spec, spec_path, "get")
+        for name, value in url.params.multi_items():
+            assert name in params, f"{name} is not a parameter of {spec_path}"
+            schema = params[name]["schema"]
+            if schema.get("type") == "array":
+                jsonschema.validate(value.split(","), schema)
+            elif schema.get("type") == "integer":
+                jsonschema.validate(int(value), schema)
+            else:
+                jsonschema.validate(value, schema)
+            checked += 1
+    assert len(sent) == 5 and checked >= 13

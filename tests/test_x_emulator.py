@@ -607,3 +607,17 @@ async def test_v11_refuses_oauth2_tokens_and_limits_reads(emu: XEmulator, http: 
         limited = await client.get(f"{emu.base_url}/1.1/mutes/users/ids.json")
     assert limited.json() == {"errors": [{"code": 88, "message": "Rate limit exceeded"}]}
     assert limited.headers["x-rate-limit-remaining"] == "0"
+
+
+def test_sandbox_seeds_a_pile_on_and_prints_its_url() -> None:
+    from bot.sandbox.x_emulator import _how_to, post_url, seed_pile_on
+
+    emu = XEmulator(users=5)
+    post = seed_pile_on(emu)
+    text = _how_to(emu)
+    assert f"A pile-on post to try /mutelist capture on: {post_url(emu, post)}" in text
+    assert post_url(emu, post) == f"https://x.com/user2/status/{post.id}"
+    replies = [p for p in emu.posts if p.in_reply_to_post_id == post.id]
+    quotes = [p for p in emu.posts if p.quoted_post_id == post.id]
+    assert (len(replies), len(quotes), len(post.reposted_by), len(post.liked_by)) == (30, 10, 20, 40)
+    assert text.count("status/") == 1  # replies and quotes are not offered

@@ -261,3 +261,100 @@ async def test_v11_user_object_matches_reference_example() -> None:
     for key in ("id", "followers_count", "protected", "muting", "id_str", "created_at"):
         assert type(body[key]) is type(documented[key]), key
     assert body["muting"] is True
+
+
+# ---------------------------------------------------------------- posts (issue 16)
+
+LIKE_SCOPES = "tweet.read users.read like.read mute.read mute.write offline.access"
+
+
+def _post_components() -> dict[str, Any]:
+    components = copy.deepcopy(COMPONENTS)
+    # Spec 2.167 renames retweet_count to repost_count; X's post objects still say retweet_count.
+    metrics = components["schemas"]["PostPublicMetrics"]
+    metrics["required"] = ["retweet_count" if r == "repost_count" else r for r in metrics["required"]]
+    return components
+
+
+POST_COMPONENTS = _post_components()
+
+
+def _post_validator(operation_id: str) -> jsonschema.Draft7Validator:
+    ref = _operation(operation_id)["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    return jsonschema.Draft7Validator({"$ref": ref, "components": POST_COMPONENTS})
+
+
+async def test_post_responses_validate_against_spec(emu: XEmulator) -> None:
+    pile = emu.seed_post("user2", repliers=[f"r{i}" for i in range(15)], quoters=[f"q{i}" for i in range(12)],
+                         reposters=[f"p{i}" for i in range(5)], likers=[f"l{i}" for i in range(7)])
+    gone = emu.add_post("user3")
+    emu.delete_post(gone.id)
+    token = emu.issue_token("user1", LIKE_SCOPES)
+    fields = {"expansions": "author_id", "post.fields": "created_at,conversation_id,public_metrics,lang",
+              "user.fields": "profile_image_url,protected"}
+    async with httpx.AsyncClient(base_url=emu.base_url,
+                                 headers={"Authorization": f"Bearer {token['access_token']}"}) as http:
+        search = {"query": f"conversation_id:{pile.id}", "max_results": 10, **fields}
+        first = await http.get("/2/tweets/search/recent", params=search)
+        second = await http.get("/2/tweets/search/recent",
+                                params={**search, "next_token": first.json()["meta"]["next_token"]})
+        quotes = await http.get(f"/2/tweets/{pile.id}/quote_tweets", params={"max_results": 10, **fields})
+        checks: list[tuple[str, httpx.Response]] = [
+            ("getPostsById", await http.get(f"/2/tweets/{pile.id}", params=fields)),
+            ("getPostsById", await http.get(f"/2/tweets/{pile.id}")),
+            ("getPostsById", await http.get(f"/2/tweets/{gone.id}", params=fields)),
+            ("getPostsById", await http.get("/2/tweets/99")),
+            ("searchPostsRecent", first),
+            ("searchPostsRecent", second),
+            ("searchPostsRecent", await http.get("/2/tweets/search/recent", params={"query": "conversation_id:5"})),
+            ("getPostsQuotedPosts", quotes),
+            ("getPostsQuotedPosts", await http.get(f"/2/tweets/{pile.id}/quote_tweets",
+                                                   params={"pagination_token": quotes.json()["meta"]["next_token"]})),
+            ("getPostsRepostedBy", await http.get(f"/2/tweets/{pile.id}/retweeted_by",
+                                                  params={"max_results": 2, "user.fields": "created_at"})),
+            ("getPostsLikingUsers", await http.get(f"/2/tweets/{pile.id}/liking_users")),
+            ("getPostsLikingUsers", await http.get(f"/2/tweets/{gone.id}/liking_users")),
+        ]
+        for operation_id, resp in checks:
+            assert resp.status_code == 200, (operation_id, resp.text)
+            errors = sorted(str(e.message) for e in _post_validator(operation_id).iter_errors(resp.json()))
+            assert not errors, (operation_id, resp.json(), errors)
+        post = checks[0][1].json()
+        assert post["data"]["author_id"] == emu.user("user2").id
+        assert post["includes"]["users"][0]["username"] == "user2"
+        assert set(checks[1][1].json()["data"]) == {"id", "text", "edit_history_tweet_ids"}  # X's defaults
+        assert checks[2][1].json()["errors"][0]["title"] == "Not Found Error"
+        # 16 posts in the conversation (the post and its 15 replies), 10 a page
+        assert first.json()["meta"]["result_count"] == 10 and second.json()["meta"]["result_count"] == 6
+        assert "next_token" not in second.json()["meta"]
+        assert checks[6][1].json() == {"meta": {"result_count": 0}}
+        assert [u["username"] for u in checks[9][1].json()["data"]] == ["p4", "p3"]  # newest first
+        problem = jsonschema.Draft7Validator({"$ref": "#/components/schemas/Problem", "components": COMPONENTS})
+        assert not list(problem.iter_errors(checks[2][1].json()["errors"][0]))
+
+
+async def test_post_parameters_follow_spec(emu: XEmulator, http: httpx.AsyncClient) -> None:
+    pile = emu.seed_post("user2", repliers=["r1"])
+    for operation_id, path in (("searchPostsRecent", "/2/tweets/search/recent"),
+                               ("getPostsQuotedPosts", f"/2/tweets/{pile.id}/quote_tweets"),
+                               ("getPostsRepostedBy", f"/2/tweets/{pile.id}/retweeted_by")):
+        schema = _parameter(operation_id, "max_results")["schema"]
+        for value in (schema["minimum"] - 1, schema["minimum"], schema["default"], schema["maximum"],
+                      schema["maximum"] + 1):
+            resp = await http.get(path, params={"max_results": value, "query": f"conversation_id:{pile.id}"})
+            valid = jsonschema.Draft7Validator(schema).is_valid(value)
+            assert (resp.status_code == 200) == valid, (operation_id, value, resp.text)
+    for value in _enum("getPostsById", "expansions"):
+        if value in ("author_id", "in_reply_to_user_id", "referenced_posts", "edit_history_post_ids"):
+            resp = await http.get(f"/2/tweets/{pile.id}", params={"expansions": value})
+            assert resp.status_code == 200, (value, resp.text)
+    for value in _enum("getPostsById", "post.fields"):
+        resp = await http.get(f"/2/tweets/{pile.id}", params={"post.fields": value})
+        assert resp.status_code == 200, (value, resp.text)
+    post_id = SPEC["components"]["schemas"]["PostId"]["pattern"]
+    assert post_id == "^[0-9]{1,19}$"
+    assert (await http.get("/2/tweets/12ab")).status_code == 400
+    assert (await http.get("/2/tweets/search/recent")).status_code == 400  # query is required
+    week_ago = (await http.get("/2/tweets/search/recent", params={
+        "query": "conversation_id:1", "start_time": "2001-01-01T00:00:00Z"}))
+    assert week_ago.status_code == 400 and "on or after" in week_ago.text

@@ -25,8 +25,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from aiohttp import web
 
 from bot.sandbox import x_emulator_oauth1 as oauth1
+from bot.sandbox import x_emulator_posts as posts
+from bot.sandbox.x_emulator_posts import EmulatedPost
 
-__all__ = ["EmulatedUser", "XEmulator", "run_sandbox"]
+__all__ = ["EmulatedPost", "EmulatedUser", "XEmulator", "run_sandbox"]
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 PROBLEMS = "https://api.x.com/2/problems/"
@@ -46,6 +48,12 @@ RATE_LIMITS: Mapping[str, int] = {
     "GET /2/users/me": 75,
     "GET /2/users/by": 900,
     "GET /2/users/by/username/:username": 900,
+    # Posts (X's rate-limit table, per user): lookup 900, recent search 300, quotes, reposters and likers 75.
+    "GET /2/tweets/:id": 900,
+    "GET /2/tweets/search/recent": 300,
+    "GET /2/tweets/:id/quote_tweets": 75,
+    "GET /2/tweets/:id/retweeted_by": 75,
+    "GET /2/tweets/:id/liking_users": 75,
     # v1.1 (OAuth 1.0a): X documents 15 for the GETs; the writes share v2's 50.
     "POST /1.1/mutes/users/create.json": 50,
     "POST /1.1/mutes/users/destroy.json": 50,
@@ -459,6 +467,8 @@ class XEmulator:
         self._request_tokens: dict[str, oauth1.RequestToken] = {}
         self._oauth1: dict[str, oauth1.AccessCredential] = {}
         self._nonces: dict[tuple[str, str], float] = {}
+        self._posts: dict[str, EmulatedPost] = {}
+        self._next_post_id = posts.FIRST_POST_ID
         self._runner: web.AppRunner | None = None
         for i in range(1, users + 1):
             self._seed_user(i)
@@ -573,6 +583,82 @@ class XEmulator:
         """An OAuth 1.0a access token and secret for this account, without the three-legged flow."""
         return self._grant_oauth1(self.user(username).id)
 
+    # ------------------------------------------------------------------ posts (knobs)
+
+    def _account(self, username: str) -> EmulatedUser:
+        try:
+            return self.user(username)
+        except KeyError:
+            return self.add_user(username)
+
+    def add_post(
+        self, author: str, text: str = "", *, reply_to: str | None = None, quote_of: str | None = None,
+        created_at: float | None = None,
+    ) -> EmulatedPost:
+        """A post by `author` (created when missing), optionally replying to or quoting another post."""
+        user = self._account(author)
+        pid = str(self._next_post_id)
+        self._next_post_id += 1
+        when = self._clock() if created_at is None else created_at
+        conversation, reply_user = pid, None
+        if reply_to is not None:
+            parent = self._posts[reply_to]
+            conversation, reply_user = parent.conversation_id, parent.author_id
+        post = EmulatedPost(pid, user.id, text or f"Post {pid} by @{user.username}.", when, conversation,
+                            in_reply_to_post_id=reply_to, in_reply_to_user_id=reply_user, quoted_post_id=quote_of)
+        self._posts[pid] = post
+        return post
+
+    def repost(self, username: str, post_id: str) -> None:
+        """`username` reposts the post (again: no change); the newest repost is listed first."""
+        uid = self._account(username).id
+        post = self._posts[post_id]
+        if uid not in post.reposted_by:
+            post.reposted_by.append(uid)
+
+    def like(self, username: str, post_id: str) -> None:
+        uid = self._account(username).id
+        post = self._posts[post_id]
+        if uid not in post.liked_by:
+            post.liked_by.append(uid)
+
+    def seed_post(
+        self, author: str, *, repliers: Sequence[str] = (), quoters: Sequence[str] = (),
+        reposters: Sequence[str] = (), likers: Sequence[str] = (), created_at: float | None = None,
+        text: str = "",
+    ) -> EmulatedPost:
+        """A pile-on: a post, then one reply per replier and one quote per quoter (a minute apart, closer when
+        that would pass now, in the order given), and the reposts and likes in order (the last is the newest).
+        Missing accounts are created."""
+        now = self._clock()
+        start = now - 3600 if created_at is None else created_at
+        # A minute apart, or closer when that would reach past now.
+        step = min(60.0, max(now - start, 1.0) / (len(repliers) + len(quoters) + 1))
+        post = self.add_post(author, text, created_at=start)
+        for i, name in enumerate(repliers):
+            self.add_post(name, f"@{self.user_by_id(post.author_id).username} reply {i + 1}", reply_to=post.id,
+                          created_at=start + step * (i + 1))
+        for i, name in enumerate(quoters):
+            self.add_post(name, f"Quote {i + 1}", quote_of=post.id, created_at=start + step * (len(repliers) + i + 1))
+        for name in reposters:
+            self.repost(name, post.id)
+        for name in likers:
+            self.like(name, post.id)
+        return post
+
+    def post(self, post_id: str) -> EmulatedPost:
+        """The post with this id (deleted ones too); KeyError when there is none."""
+        return self._posts[post_id]
+
+    @property
+    def posts(self) -> list[EmulatedPost]:
+        """Every post, in creation order."""
+        return list(self._posts.values())
+
+    def delete_post(self, post_id: str) -> None:
+        """The author deletes it: X then answers as if it never existed."""
+        self._posts[post_id].deleted = True
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -667,6 +753,11 @@ class XEmulator:
         r.add_post("/2/users/{id}/muting", self._mute_user)
         r.add_get("/2/users/{id}/muting", self._list_mutes)
         r.add_delete("/2/users/{source_user_id}/muting/{target_user_id}", self._unmute_user)
+        r.add_get("/2/tweets/search/recent", self._search_recent)
+        r.add_get("/2/tweets/{id}", self._post_lookup)
+        r.add_get("/2/tweets/{id}/quote_tweets", self._quote_posts)
+        r.add_get("/2/tweets/{id}/retweeted_by", self._reposted_by)
+        r.add_get("/2/tweets/{id}/liking_users", self._liking_users)
         r.add_post("/oauth/request_token", self._request_token)
         r.add_get("/oauth/authorize", self._oauth1_authorize)
         r.add_post("/oauth/access_token", self._access_token)
@@ -1204,6 +1295,219 @@ class XEmulator:
         body["meta"] = meta
         return self._api_json(request, body)
 
+    # ------------------------------------------------------------------ posts
+
+    def _post_fields(
+        self, request: web.Request, expansions: frozenset[str]
+    ) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        """user.fields, post.fields (or tweet.fields) and expansions, validated as X does."""
+        q = request.query
+        user_fields = _csv(q.get("user.fields"))
+        for f in user_fields:
+            if f not in USER_FIELDS:
+                raise _Reject(self._invalid_enum(request, "user.fields", f, USER_FIELDS))
+        tweet_param = "post.fields" if "post.fields" in q else "tweet.fields"
+        tweet_fields = _csv(q.get(tweet_param))
+        for f in tweet_fields:
+            if f not in TWEET_FIELDS and f != "referenced_posts":
+                raise _Reject(self._invalid_enum(request, tweet_param, f, TWEET_FIELDS))
+        wanted = _csv(q.get("expansions"))
+        for e in wanted:
+            if e not in expansions:
+                raise _Reject(self._invalid_enum(request, "expansions", e, expansions))
+        return frozenset(user_fields), frozenset(tweet_fields), frozenset(wanted)
+
+    def _post_id(self, request: web.Request) -> str:
+        value = request.match_info["id"]
+        if not _USER_ID_RE.match(value):
+            raise self._invalid(request, "id", value,
+                                f"The `id` query parameter value [{value}] does not match {USER_ID_PATTERN}")
+        return value
+
+    def _visible(self, post: EmulatedPost, viewer: str) -> bool:
+        """Deleted posts are gone; a protected account's posts show only to itself (the emulator has no
+        followers to let in)."""
+        return not post.deleted and (post.author_id == viewer or not self._users[post.author_id].protected)
+
+    def _replies_and_quotes(self, post: EmulatedPost) -> tuple[int, int]:
+        live = [p for p in self._posts.values() if not p.deleted]
+        return (sum(1 for p in live if p.in_reply_to_post_id == post.id),
+                sum(1 for p in live if p.quoted_post_id == post.id))
+
+    def _render_posts(
+        self, request: web.Request, found: Sequence[EmulatedPost], single: bool
+    ) -> dict[str, Any]:
+        user_fields, tweet_fields, expansions = self._post_fields(request, posts.POST_EXPANSIONS)
+        fields = tweet_fields | ({"referenced_tweets"} if "referenced_tweets.id" in expansions else frozenset())
+        if "author_id" in expansions:  # X puts the expanded id in the post object too
+            fields |= {"author_id"}
+        data = [p.v2(fields, *self._replies_and_quotes(p)) for p in found]
+        body: dict[str, Any] = {}
+        if data:
+            body["data"] = data[0] if single else data
+        if "author_id" in expansions and found:
+            authors = list(dict.fromkeys(p.author_id for p in found))
+            body["includes"] = {"users": [self._users[a].v2(user_fields) for a in authors]}
+        return body
+
+    def _max_results(self, request: web.Request, lo: int, hi: int, default: int) -> int:
+        raw = request.query.get("max_results", str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self._invalid(request, "max_results", raw,
+                                f"The `max_results` query parameter value [{raw}] is not a valid number") from None
+        if not lo <= value <= hi:
+            raise self._invalid(request, "max_results", raw,
+                                f"The `max_results` query parameter value [{raw}] is not between {lo} and {hi}")
+        return value
+
+    def _page_start(self, request: web.Request, param: str = "pagination_token") -> int:
+        """Where a page starts: 0, or the position a previous page's next_token carries."""
+        token = request.query.get(param)
+        if token is None:
+            return 0
+        cursor = self._decode_cursor(token)
+        if cursor is None or cursor[0] != "n":
+            raise self._invalid(request, param, token,
+                                f"The `{param}` query parameter value [{token}] is not valid")
+        return cursor[1]
+
+    def _lookup_error(self, post_id: str, viewer: str) -> dict[str, Any] | None:
+        post = self._posts.get(post_id)
+        if post is None or post.deleted:
+            return posts.post_not_found(post_id)
+        if not self._visible(post, viewer):
+            return posts.post_not_authorized(post_id)
+        return None
+
+    async def _post_lookup(self, request: web.Request) -> web.Response:
+        principal = await self._guard(request, "GET /2/tweets/:id", ("tweet.read", "users.read"))
+        post_id = self._post_id(request)
+        self._post_fields(request, posts.POST_EXPANSIONS)
+        error = self._lookup_error(post_id, principal.user_id)
+        if error is not None:  # X answers 200 with the problem in `errors`
+            return self._api_json(request, {"errors": [error]})
+        return self._api_json(request, self._render_posts(request, [self._posts[post_id]], True))
+
+    async def _search_recent(self, request: web.Request) -> web.Response:
+        principal = await self._guard(request, "GET /2/tweets/search/recent", ("tweet.read", "users.read"))
+        q = request.query
+        raw = q.get("query")
+        if not raw:
+            raise self._invalid(request, "query", "", "The `query` query parameter can not be empty")
+        if len(raw) > 4096:
+            raise self._invalid(request, "query", raw[:50], "The `query` query parameter is longer than 4096")
+        parsed = posts.parse_query(raw)
+        if isinstance(parsed, str):
+            raise self._invalid(request, "query", raw, parsed)
+        max_results = self._max_results(request, 10, 100, 10)
+        if "next_token" in q and "pagination_token" in q:
+            raise self._invalid(request, "pagination_token", q["pagination_token"],
+                                "At most one of `pagination_token`, `next_token` may be provided.")
+        start = self._page_start(request, "next_token" if "next_token" in q else "pagination_token")
+        if q.get("sort_order") and q["sort_order"] not in posts.SORT_ORDERS:
+            raise self._invalid_enum_reject(request, "sort_order", q["sort_order"], posts.SORT_ORDERS)
+        now = self._clock()
+        earliest = now - posts.RECENT_SEARCH_SECONDS
+        latest = now
+        for param in ("start_time", "end_time"):
+            if param in q:
+                at = posts.parse_iso(q[param])
+                if at is None:
+                    raise self._invalid(request, param, q[param],
+                                        f"The `{param}` query parameter value [{q[param]}] is not a valid time")
+                if at < earliest:
+                    raise self._invalid(request, param, q[param],
+                                        f"Invalid '{param}':'{q[param]}'. '{param}' must be on or after "
+                                        f"{posts.iso(earliest)}")
+                if param == "start_time":
+                    earliest = at
+                else:
+                    latest = at
+        for param in ("since_id", "until_id"):
+            if param in q and not _USER_ID_RE.match(q[param]):
+                raise self._invalid(request, param, q[param],
+                                    f"The `{param}` query parameter value [{q[param]}] does not match "
+                                    f"{USER_ID_PATTERN}")
+        matches = posts.newest_first(
+            p for p in self._posts.values()
+            if self._visible(p, principal.user_id) and earliest <= p.created_at <= latest
+            and ("since_id" not in q or int(p.id) > int(q["since_id"]))
+            and ("until_id" not in q or int(p.id) < int(q["until_id"]))
+            and parsed.matches(p, self._users[p.author_id].username)
+        )
+        page = matches[start:start + max_results]
+        body = self._render_posts(request, page, False)
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if page:
+            meta["newest_id"], meta["oldest_id"] = page[0].id, page[-1].id
+        if start + max_results < len(matches):
+            meta["next_token"] = self._encode_cursor("n", start + max_results)
+        body["meta"] = meta
+        return self._api_json(request, body)
+
+    def _invalid_enum_reject(self, request: web.Request, param: str, value: str, allowed: Iterable[str]) -> _Reject:
+        return _Reject(self._invalid_enum(request, param, value, allowed))
+
+    async def _quote_posts(self, request: web.Request) -> web.Response:
+        principal = await self._guard(request, "GET /2/tweets/:id/quote_tweets", ("tweet.read", "users.read"))
+        post_id = self._post_id(request)
+        max_results = self._max_results(request, 10, 100, 10)
+        start = self._page_start(request)
+        for value in _csv(request.query.get("exclude")):
+            if value not in posts.QUOTE_EXCLUDES:
+                raise self._invalid_enum_reject(request, "exclude", value, posts.QUOTE_EXCLUDES)
+        self._post_fields(request, posts.POST_EXPANSIONS)
+        error = self._lookup_error(post_id, principal.user_id)
+        if error is not None:
+            return self._api_json(request, {"errors": [error]})
+        excluded = set(_csv(request.query.get("exclude")))
+        quotes = posts.newest_first(
+            p for p in self._posts.values()
+            if p.quoted_post_id == post_id and self._visible(p, principal.user_id)
+            and not ("replies" in excluded and p.in_reply_to_post_id is not None)
+        )
+        page = quotes[start:start + max_results]
+        body = self._render_posts(request, page, False)
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if start + max_results < len(quotes):
+            meta["next_token"] = self._encode_cursor("n", start + max_results)
+        body["meta"] = meta
+        return self._api_json(request, body)
+
+    async def _post_accounts(self, request: web.Request, key: str, scopes: Sequence[str], likes: bool
+                             ) -> web.Response:
+        """liking_users and retweeted_by: the 100 most recent accounts, newest first, in pages."""
+        principal = await self._guard(request, key, scopes)
+        post_id = self._post_id(request)
+        max_results = self._max_results(request, 1, 100, 100)
+        start = self._page_start(request)
+        error = self._lookup_error(post_id, principal.user_id)
+        if error is not None:
+            self._fields(request)
+            return self._api_json(request, {"errors": [error]})
+        post = self._posts[post_id]
+        ids = posts.recent_accounts(post.liked_by if likes else post.reposted_by)
+        page = ids[start:start + max_results]
+        body = self._render_users(request, [self._users[u] for u in page], False)
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if start > 0:
+            meta["previous_token"] = self._encode_cursor("p", start)
+        if start + max_results < len(ids):
+            meta["next_token"] = self._encode_cursor("n", start + max_results)
+        body["meta"] = meta
+        return self._api_json(request, body)
+
+    async def _reposted_by(self, request: web.Request) -> web.Response:
+        return await self._post_accounts(request, "GET /2/tweets/:id/retweeted_by", ("tweet.read", "users.read"),
+                                         likes=False)
+
+    async def _liking_users(self, request: web.Request) -> web.Response:
+        # The only one of these that needs like.read (openapi.json getPostsLikingUsers security).
+        return await self._post_accounts(request, "GET /2/tweets/:id/liking_users",
+                                         ("tweet.read", "like.read", "users.read"), likes=True)
+
     # ------------------------------------------------------------------ OAuth 1.0a
 
     def _grant_oauth1(self, user_id: str) -> tuple[str, str]:
@@ -1440,6 +1744,17 @@ class XEmulator:
         return raw[0], int(raw[1:])
 
 
+def seed_pile_on(emulator: XEmulator) -> EmulatedPost:
+    """A pile-on to try `/mutelist capture` on: replies, quotes, reposts and likes from overlapping crowds."""
+    crowd = [f"crowd{i}" for i in range(1, 81)]
+    return emulator.seed_post("user2", text="A post that drew a pile-on.", repliers=crowd[:30],
+                              quoters=crowd[25:35], reposters=crowd[30:50], likers=crowd[40:80])
+
+
+def post_url(emulator: XEmulator, post: EmulatedPost) -> str:
+    return f"https://x.com/{emulator.user_by_id(post.author_id).username}/status/{post.id}"
+
+
 def _how_to(emulator: XEmulator) -> str:
     users = emulator.users
     names = ", ".join(u.username for u in users[:3]) + (f" … {users[-1].username}" if len(users) > 3 else "")
@@ -1455,6 +1770,8 @@ def _how_to(emulator: XEmulator) -> str:
             f"  or OAuth 1.0a: X_AUTH=oauth1 X_CONSUMER_KEY={emulator.consumer_key}"
             f" X_CONSUMER_SECRET={emulator.consumer_secret}",
             f"Seeded accounts ({len(users)}): {names or 'none'}",
+            *(f"A pile-on post to try /mutelist capture on: {post_url(emulator, p)}"
+              for p in emulator.posts if p.in_reply_to_post_id is None and p.quoted_post_id is None),
             "The authorization page lets you pick an account; scripts add login=<username> (or deny=1).",
             f"Rate-limit windows last {emulator.window_seconds:g} s. Press Ctrl+C to stop.",
         ]
@@ -1481,6 +1798,7 @@ def run_sandbox(
             client_secret=client_secret,
             redirect_uris=tuple(redirect_uris) or ("http://127.0.0.1:8080/oauth/callback",),
         )
+        seed_pile_on(emulator)
         await emulator.start(host, port)
         print(_how_to(emulator), flush=True)
         stop = asyncio.Event()
