@@ -33,7 +33,10 @@ from bot.x_client import DEFAULT_TIMEOUT, UserAuth, XClient, XError, XUnauthoriz
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCOPES = "tweet.read users.read mute.read mute.write offline.access"
+# like.read since issue 16: capture reads a post's likers (openapi.json getPostsLikingUsers); links made before
+# lack it, and capture says that a fresh /link adds likers.
+SCOPES = "tweet.read users.read like.read mute.read mute.write offline.access"
+LIKES_SCOPE = "like.read"
 STATE_TTL = 600.0
 REFRESH_MARGIN = 120.0
 UNSEALED_SIZE = 4096  # members whose decrypted credentials stay in memory between commands

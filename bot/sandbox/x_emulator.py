@@ -38,7 +38,7 @@ _USERNAME_RE = re.compile(USERNAME_PATTERN)
 _USER_ID_RE = re.compile(USER_ID_PATTERN)
 FIRST_USER_ID = 1_000_000_001
 AUTH_CODE_TTL = 30.0
-DEFAULT_SCOPES = "tweet.read users.read mute.read mute.write offline.access"
+DEFAULT_SCOPES = "tweet.read users.read like.read mute.read mute.write offline.access"
 
 # X's per-user limits for a 15-minute window; the window length is a knob, the counts are not.
 RATE_LIMITS: Mapping[str, int] = {
