@@ -296,9 +296,10 @@ async def test_missing_deleted_and_hidden_posts_are_typed(emu: XEmulator, client
 
 async def test_likers_need_the_like_read_scope(emu: XEmulator, client: XClient) -> None:
     pile = emu.seed_post("user2", likers=["l1"])
+    token = emu.issue_token("user1", "tweet.read users.read mute.read mute.write offline.access")  # as before
+    auth = UserAuth(emu.user("user1").id, Secret(token["access_token"]))
     with pytest.raises(XForbidden):
-        token = emu.issue_token("user1", "tweet.read users.read mute.read mute.write offline.access")  # before
-        await client.liking_users(UserAuth(emu.user("user1").id, Secret(token["access_token"])), pile.id)
+        await client.liking_users(auth, pile.id)
 
 
 async def test_post_endpoints_have_xs_limits(emu: XEmulator, client: XClient) -> None:
