@@ -7,6 +7,7 @@ from bot.x_client import (
     XError,
     XForbidden,
     XInvalidRequest,
+    XPostNotFound,
     XRateLimited,
     XUnauthorized,
     XUnavailable,
@@ -70,6 +71,8 @@ def describe(error: BaseException) -> str:
         if not error.username:
             return "X has no such account. Check the spelling."
         return f"There is no X account called @{error.username}. Check the spelling."
+    if isinstance(error, XPostNotFound):
+        return f"X has no post {error.post_id} (it may have been deleted meanwhile). Nothing was changed."
     if isinstance(error, XRateLimited):
         return (
             "X allows only so many of these every 15 minutes, and that limit is reached. "

@@ -141,6 +141,7 @@ class MuteLists:
         self.store = stores.lists
         self.mute_store = stores.mutes
         self.queue_store = stores.queue
+        self.moderation = stores.moderation
         self.accounts = accounts
         self.directory = directory
         self.mutes = mutes
@@ -183,11 +184,12 @@ class MuteLists:
         mute_list = await self.get(guild_id, name)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["username", "id", "reason", "added_by", "added_at"])
+        writer.writerow(["username", "id", "reason", "added_by", "added_at", "evidence"])
         for entry in await self.entries(mute_list.id):
             added_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.added_at))
+            evidence = evidence_line(entry.evidence_url, entry.evidence_sources)
             writer.writerow([spreadsheet_safe(entry.username), entry.x_user_id, spreadsheet_safe(entry.reason or ""),
-                             entry.added_by, added_at])
+                             entry.added_by, added_at, spreadsheet_safe(evidence)])
         return mute_list, out.getvalue().encode()
 
     async def is_subscribed(self, list_id: int, member_id: int) -> bool:
@@ -234,6 +236,7 @@ class MuteLists:
         await self._linked_moderator(actor)
         async with self.db.batch() as lookup:
             user = await self.accounts.call(actor, lambda auth: self.directory.resolve(auth, username, lookup))
+        await self._refuse_protected(guild_id, user)
         reason = (reason or "").strip()[:MAX_REASON] or None
         if await self.store.entry(mute_list.id, x_user_id=user.id) is None:
             await self._end_departed(guild_id, mute_list.id)
@@ -351,6 +354,10 @@ class MuteLists:
             targets.append((line, XUser(x_id, "", "")))
         known = await self.directory.by_ids([x_id for _, _, x_id in ids])
         targets = [(line, known.get(u.id, u) if not u.username else u) for line, u in targets]
+        protected = await self.moderation.protected_among(guild_id, [u.id for _, u in targets])
+        report.problems += [RowProblem(line, u.username or u.id, "protected in this server")
+                            for line, u in targets if u.id in protected]
+        targets = [(line, u) for line, u in targets if u.id not in protected]
         targets.sort(key=lambda t: t[0])
         report.problems.sort(key=lambda p: p.line)
         if targets:
@@ -387,6 +394,41 @@ class MuteLists:
             queued, jobs = await self._follow_additions(batch, mute_list.id, new)
         await self.queue.settle_jobs(jobs)
         return mute_list, len(new), len(mine) - len(new), queued
+
+    # -- protected accounts ------------------------------------------------------------------------------
+
+    async def protect(self, guild_id: int, actor: int, username: Username) -> tuple[XUser, list[tuple[str, int]]]:
+        """No list of the server may hold it: it is taken off every list that does (subscribers for whom that
+        list was the only reason get it unmuted, as with a removal). Returns (account, [(list, unmutes)])."""
+        await self._linked_moderator(actor)
+        async with self.db.batch() as lookup:
+            user = await self.accounts.call(actor, lambda auth: self.directory.resolve(auth, username, lookup))
+        async with self.db.transaction() as batch:
+            self.moderation.protect(batch, guild_id, user.id, user.username, actor, self.clock())
+            self.store.audit(batch, guild_id, actor, "protect", None, self.clock(), x_user_id=user.id,
+                             username=user.username)
+        removed: list[tuple[str, int]] = []
+        for _, list_name in await self.store.guild_entries(guild_id, user.id):
+            mute_list, _, queued = await self.remove(guild_id, actor, list_name, user.id)
+            removed.append((mute_list.name, queued))
+        return user, removed
+
+    async def unprotect(self, guild_id: int, actor: int, username: str) -> str:
+        """Lift a protection (by username as protected, or the X user id); returns the name."""
+        text = username.strip()
+        found = (await self.moderation.protected(guild_id, text) if _X_ID.match(text)
+                 else await self.moderation.protected_by_name(guild_id, normalize_username(text)))
+        if found is None or not await self.moderation.unprotect(guild_id, found.x_user_id):
+            raise MutebotError(f"@{text.lstrip('@')[:50]} is not protected in this server.")
+        async with self.db.batch() as batch:
+            self.store.audit(batch, guild_id, actor, "unprotect", None, self.clock(), x_user_id=found.x_user_id,
+                             username=found.username)
+        return found.username
+
+    async def _refuse_protected(self, guild_id: int, user: XUser) -> None:
+        if await self.moderation.protected(guild_id, user.id) is not None:
+            raise MutebotError(f"@{user.username} is protected in this server, so no list here may hold it "
+                               "(`/mutelist unprotect` lifts that).")
 
     # -- who follows a server's lists --------------------------------------------------------------------
 
@@ -548,6 +590,19 @@ class MuteLists:
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection; OWASP's advice is
 # to prefix such a cell with a single quote, which the spreadsheet shows as text).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+# What an entry's capture sources read as in /mutelist show, the export and /why.
+EVIDENCE_WORDS = {"author": "wrote it", "replied": "replied", "quoted": "quoted it", "reposted": "reposted it",
+                  "liked": "liked it"}
+
+
+def evidence_line(url: str | None, sources: Sequence[str]) -> str:
+    """`replied, liked it: <post URL>`, or nothing for an entry that was not captured."""
+    if not url:
+        return ""
+    how = ", ".join(EVIDENCE_WORDS.get(s, s) for s in sources)
+    return f"{how}: {url}" if how else url
 
 
 def spreadsheet_safe(value: str) -> str:

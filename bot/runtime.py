@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.accounts import AccountService
+from bot.capture import CaptureService
 from bot.config import Settings, StartupError, listen_problem
 from bot.directory import UserDirectory
 from bot.discord_endpoints import point_discord_py_at
@@ -63,6 +64,7 @@ class Services:
     queue: ActionQueue
     lists: MuteLists
     timers: MuteTimers
+    captures: CaptureService
 
 
 class MuteBot(commands.Bot):
@@ -130,10 +132,12 @@ class MuteBot(commands.Bot):
         mutes = MuteService(stores, accounts, directory, x, schedule, clock=self.clock)
         queue = ActionQueue(stores, accounts, mutes, x, clock=self.clock)
         queue.reporter = DiscordProgress(self, self.dm, clock=self.clock)
-        lists = MuteLists(stores, accounts, directory, mutes, queue, members=DiscordMembership(self, clock=self.clock),
-                          clock=self.clock)
+        membership = DiscordMembership(self, clock=self.clock)
+        lists = MuteLists(stores, accounts, directory, mutes, queue, members=membership, clock=self.clock)
         timers = MuteTimers(stores, schedule, queue, clock=self.clock)
-        self._services = Services(settings, stores, db, vault, x, directory, accounts, mutes, queue, lists, timers)
+        captures = CaptureService(stores, accounts, lists, x, members=membership, clock=self.clock)
+        self._services = Services(settings, stores, db, vault, x, directory, accounts, mutes, queue, lists, timers,
+                                  captures)
 
         for name in self.extension_names:
             try:
@@ -198,6 +202,7 @@ class MuteBot(commands.Bot):
             "finished actions and jobs": await services.stores.queue.purge_finished(now - FINISHED_WORK_RETENTION),
             "audit lines": await services.stores.lists.purge_audit(now - AUDIT_RETENTION),
             "stale X user lookups": await services.directory.purge(),
+            "expired capture previews": await services.captures.purge(),
         }
         if any(purged.values()):
             log.info("retention: purged %s", ", ".join(f"{n} {what}" for what, n in purged.items() if n))

@@ -9,6 +9,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.capture_view import (
+    HANDLERS,
+    CaptureButton,
+    added_embed,
+    cancelled_embed,
+    capture_view,
+    evidence_line,
+    preview_embed,
+)
 from bot.errors import GuildOnly, MutebotError, NotModerator
 from bot.mutelists import MAX_IMPORT_BYTES, ImportReport, ImportTooLarge
 from bot.options import UsernameOption
@@ -53,6 +62,10 @@ class MuteListCommands(commands.Cog):
     def __init__(self, bot: MuteBot) -> None:
         self.bot = bot
         register_source("list", self.render_list)
+        HANDLERS["capture"] = self.capture_button
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(CaptureButton)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
@@ -171,6 +184,57 @@ class MuteListCommands(commands.Cog):
                          f"{already} {'was' if already == 1 else 'were'} already on it.{note}"),
         ))
 
+    @mutelist.command(name="capture", description="Add the accounts that piled on a post: repliers, quoters, "
+                      "reposters, likers (moderators)")
+    @app_commands.describe(post="The post's link (https://x.com/someone/status/123) or its id",
+                           who="Whom to capture (default: everyone who took part)",
+                           reason="Why (shown with each entry)")
+    @app_commands.choices(who=[app_commands.Choice(name=w, value=w) for w in
+                               ("everyone", "author", "repliers", "quoters", "reposters", "likers")])
+    @app_commands.autocomplete(name=list_names)
+    @app_commands.default_permissions(manage_guild=True)
+    async def capture(self, interaction: discord.Interaction, name: NameOption,
+                      post: app_commands.Range[str, 1, 300], who: str = "everyone",
+                      reason: app_commands.Range[str, 0, 200] | None = None) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        preview = await self.bot.services.captures.preview(guild_id, interaction.user.id, name, post, who, reason)
+        await interaction.edit_original_response(embed=preview_embed(preview),
+                                                 view=capture_view(preview.capture_id, interaction.user.id))
+
+    @mutelist.command(name="protect", description="An account no list of this server may hold (moderators)")
+    @app_commands.describe(username="@name, name or profile link")
+    @app_commands.default_permissions(manage_guild=True)
+    async def protect(self, interaction: discord.Interaction, username: UsernameOption) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        user, removed = await self.bot.services.lists.protect(guild_id, interaction.user.id, username)
+        text = (f"[@{user.username}]({user.url}) is protected: no list of this server may hold it, and captures "
+                "leave it out.")
+        for list_name, queued in removed:
+            text += f"\nTaken off {code_span(list_name)}" + (
+                f"; unmuting it for {counted(queued, 'subscriber')}." if queued else ".")
+        await send_ephemeral(interaction, embed=discord.Embed(title="Account protected", colour=COLOUR_OK,
+                                                              description=text[:4096]))
+
+    @mutelist.command(name="unprotect", description="Lift an account's protection (moderators)")
+    @app_commands.describe(username="The username as protected (or the X user id)")
+    @app_commands.default_permissions(manage_guild=True)
+    async def unprotect(self, interaction: discord.Interaction, username: app_commands.Range[str, 1, 200]) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        name = await self.bot.services.lists.unprotect(guild_id, interaction.user.id, username)
+        await send_ephemeral(interaction, embed=discord.Embed(
+            title="Protection lifted", colour=COLOUR_INFO,
+            description=f"@{name} is no longer protected; lists of this server may hold it again."))
+
+    async def capture_button(self, interaction: discord.Interaction, capture_id: int, action: str) -> discord.Embed:
+        captures = self.bot.services.captures
+        if action == "add":
+            return added_embed(await captures.add(capture_id, interaction.user.id))
+        await captures.cancel(capture_id, interaction.user.id)
+        return cancelled_embed()
+
     # -- everyone ----------------------------------------------------------------------------------------
 
     @mutelist.command(name="export", description="Download a mute list as CSV")
@@ -181,7 +245,7 @@ class MuteListCommands(commands.Cog):
         mute_list, data = await self.bot.services.lists.export_csv(guild_id, name)
         filename = "".join(c if c.isalnum() or c in "-_" else "_" for c in mute_list.name) + ".csv"
         await interaction.followup.send(
-            f"{_list_title(mute_list)} as CSV (username, id, reason, added_by, added_at).",
+            f"{_list_title(mute_list)} as CSV (username, id, reason, added_by, added_at, evidence).",
             file=discord.File(io.BytesIO(data), filename=filename), ephemeral=True,
         )
 
@@ -201,7 +265,8 @@ class MuteListCommands(commands.Cog):
         for i, entry in enumerate(result.entries):
             who = f"[@{entry.username}](https://x.com/{entry.username})" if entry.username else f"id {entry.x_user_id}"
             reason = f" — {discord.utils.escape_markdown(entry.reason)}" if entry.reason else ""
-            lines.append(f"{result.first_number + i}. {who}{reason}")
+            evidence = evidence_line(entry.evidence_url, entry.evidence_sources)
+            lines.append(f"{result.first_number + i}. {who}{reason}" + (f" · {evidence}" if evidence else ""))
         description = "\n".join(lines) if lines else "This list is empty."
         if result.mute_list.description:
             description = f"*{discord.utils.escape_markdown(result.mute_list.description)}*\n\n{description}"

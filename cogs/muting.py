@@ -7,6 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.durations import describe_duration
+from bot.mutelists import evidence_line
 from bot.mutes import MuteReasons
 from bot.options import DurationOption, UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
@@ -101,6 +102,8 @@ class Muting(commands.Cog):
             value = [f"Added by <@{reason.added_by}> <t:{int(reason.added_at)}:f>"]
             if reason.reason:
                 value.append(f"Reason: {reason.reason}")
+            if reason.evidence_url:
+                value.append(f"Evidence: {evidence_line(reason.evidence_url, reason.evidence_sources)}")
             if reason.muted_it:
                 value.append("This list muted it for you." if reason.following else
                              "This list muted it for you (you are no longer subscribed).")

@@ -8,6 +8,8 @@
 | `queue` | actions, jobs |
 | `directory` | x_users, x_user_misses |
 | `timers` | mute_timers |
+| `captures` | captures, capture_accounts |
+| `moderation` | protected_accounts, modlog_channels |
 | `meta` | meta |
 
 `database` holds the connections, transactions, write batches, dialect and migrations. Services call
@@ -20,16 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.store.accounts import AccountStore
+from bot.store.captures import CaptureStore
 from bot.store.database import Batch, Database, Migration, SchemaTooNewError, bundled_migrations
 from bot.store.directory import DirectoryStore
 from bot.store.lists import ListStore
 from bot.store.meta import MetaStore
+from bot.store.moderation import ModerationStore
 from bot.store.mutes import MuteStore
 from bot.store.queue import QueueStore
 from bot.store.timers import MuteTimer, TimerStore
 
 __all__ = [
-    "AccountStore", "Batch", "Database", "DirectoryStore", "ListStore", "MetaStore", "Migration", "MuteStore",
+    "AccountStore", "Batch", "CaptureStore", "Database", "DirectoryStore", "ListStore", "MetaStore", "Migration",
+    "ModerationStore", "MuteStore",
     "MuteTimer", "QueueStore", "SchemaTooNewError", "Stores", "TimerStore", "bundled_migrations",
 ]
 
@@ -44,12 +49,14 @@ class Stores:
     directory: DirectoryStore
     meta: MetaStore
     timers: TimerStore
+    captures: CaptureStore
+    moderation: ModerationStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
         meta = MetaStore(db)
         return cls(db, AccountStore(db), MuteStore(db), ListStore(db), QueueStore(db, meta), DirectoryStore(db), meta,
-                   TimerStore(db))
+                   TimerStore(db), CaptureStore(db), ModerationStore(db))
 
     @classmethod
     async def open(cls, path: Path | str) -> Stores:

@@ -172,6 +172,19 @@ class AccountStore:
                 found[int(row["discord_user_id"])] = str(row["x_user_id"])
         return found
 
+    async def members_linked_to(self, x_user_ids: list[str]) -> dict[str, list[int]]:
+        """X user id -> the members whose linked account it is, for those of `x_user_ids` that are linked."""
+        found: dict[str, list[int]] = {}
+        for start in range(0, len(x_user_ids), 500):
+            chunk = x_user_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in await self.db.fetchall(
+                f"SELECT discord_user_id, x_user_id FROM linked_accounts WHERE x_user_id IN ({marks})",  # noqa: S608
+                chunk,
+            ):
+                found.setdefault(str(row["x_user_id"]), []).append(int(row["discord_user_id"]))
+        return found
+
     # -- pending authorisations --------------------------------------------------------------------------
 
     async def add_state(

@@ -40,6 +40,8 @@ class ListEntry:
     reason: str | None
     added_by: int
     added_at: float
+    evidence_url: str | None = None  # the post it was captured from
+    evidence_sources: tuple[str, ...] = ()  # how it took part: author, replied, quoted, reposted, liked
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,13 @@ def _list(row: Row) -> MuteList:
 
 
 def _entry(row: Row) -> ListEntry:
-    return ListEntry(row["x_user_id"], row["username"], row["reason"], int(row["added_by"]), float(row["added_at"]))
+    sources = row["evidence_sources"]
+    return ListEntry(row["x_user_id"], row["username"], row["reason"], int(row["added_by"]), float(row["added_at"]),
+                     row["evidence_url"], tuple(sources.split(",")) if sources else ())
 
 
 _LIST_COLUMNS = "id, guild_id, name, description, created_by, created_at"
-_ENTRY_COLUMNS = "x_user_id, username, reason, added_by, added_at"
+_ENTRY_COLUMNS = "x_user_id, username, reason, added_by, added_at, evidence_url, evidence_sources"
 
 # The one rule on "another list still holds it for this member": another list muted it for them, or a
 # list they subscribe to (other than this one) has it as an entry.
@@ -90,6 +94,8 @@ class ListReason:
     reason: str | None
     following: bool  # the member subscribes to the list
     muted_it: bool  # the list's entry is what muted it for the member
+    evidence_url: str | None = None
+    evidence_sources: tuple[str, ...] = ()
 
 
 class ListStore:
@@ -200,6 +206,28 @@ class ListStore:
             [(list_id, x_id, username, reason, actor, now) for x_id, username in entries],
         )
 
+    def add_captured(
+        self, batch: Batch, list_id: int, entries: Sequence[tuple[str, str, Sequence[str]]], reason: str | None,
+        actor: int, now: float, evidence_url: str,
+    ) -> None:
+        """(x user id, username, sources) from a capture, each with the post as its evidence; ones already on the
+        list stay as they are."""
+        batch.executemany(
+            "INSERT INTO mute_list_entries (list_id, x_user_id, username, reason, added_by, added_at, evidence_url,"
+            " evidence_sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(list_id, x_id, username, reason, actor, now, evidence_url, ",".join(sources))
+             for x_id, username, sources in entries],
+        )
+
+    async def guild_entries(self, guild_id: int, x_user_id: str) -> list[tuple[int, str]]:
+        """(list id, list name) of every list of the server that holds this account."""
+        rows = await self.db.fetchall(
+            "SELECT l.id, l.name FROM mute_list_entries e JOIN mute_lists l ON l.id = e.list_id"
+            " WHERE l.guild_id = ? AND e.x_user_id = ? ORDER BY l.id",
+            (guild_id, x_user_id),
+        )
+        return [(int(r["id"]), str(r["name"])) for r in rows]
+
     def set_reason(self, batch: Batch, list_id: int, x_user_id: str, reason: str) -> None:
         batch.execute("UPDATE mute_list_entries SET reason = ? WHERE list_id = ? AND x_user_id = ?",
                       (reason, list_id, x_user_id))
@@ -278,7 +306,8 @@ class ListStore:
     async def subscribed_entries(self, member_id: int) -> list[tuple[int, ListEntry]]:
         """(list id, entry) for every entry of every list the member subscribes to, oldest subscription first."""
         rows = await self.db.fetchall(
-            "SELECT s.list_id, e.x_user_id, e.username, e.reason, e.added_by, e.added_at FROM subscriptions s"
+            "SELECT s.list_id, e.x_user_id, e.username, e.reason, e.added_by, e.added_at, e.evidence_url,"
+            " e.evidence_sources FROM subscriptions s"
             " JOIN mute_list_entries e ON e.list_id = s.list_id WHERE s.discord_user_id = ?"
             " ORDER BY s.subscribed_at, s.list_id, e.added_at, e.x_user_id",
             (member_id,),
@@ -296,7 +325,7 @@ class ListStore:
         """Every list that holds this account for the member: lists they follow that hold the entry, and lists
         that muted it for them; in any server, oldest entry first."""
         rows = await self.db.fetchall(
-            "SELECT l.id, l.guild_id, l.name, e.added_by, e.added_at, e.reason,"
+            "SELECT l.id, l.guild_id, l.name, e.added_by, e.added_at, e.reason, e.evidence_url, e.evidence_sources,"
             " EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = l.id AND s.discord_user_id = ?) AS following,"
             " EXISTS (SELECT 1 FROM list_mutes lm WHERE lm.list_id = l.id AND lm.discord_user_id = ?"
             "  AND lm.x_user_id = e.x_user_id) AS muted_it"
@@ -308,7 +337,8 @@ class ListStore:
             (member_id, member_id, x_user_id, member_id, member_id),
         )
         return [ListReason(int(r["id"]), int(r["guild_id"]), str(r["name"]), int(r["added_by"]), float(r["added_at"]),
-                           r["reason"], bool(r["following"]), bool(r["muted_it"])) for r in rows]
+                           r["reason"], bool(r["following"]), bool(r["muted_it"]), r["evidence_url"],
+                           tuple(r["evidence_sources"].split(",")) if r["evidence_sources"] else ()) for r in rows]
 
     async def list_muted(self, member_id: int, x_user_id: str, list_id: int) -> bool:
         return bool(await self.db.fetchval(

@@ -1,0 +1,178 @@
+"""/mutelist capture end to end: a pile-on read from X, previewed, added with evidence, applied through the queue."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from bot.sandbox.harness import Sandbox
+from bot.sandbox.members import Member, Reply
+from bot.sandbox.x_emulator import EmulatedPost
+from tests.helpers import until
+
+REPLIERS = [f"t{i}" for i in range(1, 30)] + ["user2"]  # 30; user2 is alice's linked account
+QUOTERS = [f"t{i}" for i in range(21, 31)]  # 10, nine of them also repliers
+REPOSTERS = [f"t{i}" for i in range(25, 44)] + ["ally"]  # 20; ally is protected
+LIKERS = [f"t{i}" for i in range(35, 74)] + ["user1"]  # 40; user1 is the moderator's own account
+NEW = {f"t{i}" for i in range(3, 74)} | {"target"}  # t1 and t2 are on the list already
+
+
+def description(reply: Reply) -> str:
+    return str(reply.embeds[0].get("description", "")) if reply.embeds else reply.text
+
+
+def field(reply: Reply, name: str) -> str:
+    return next(str(f["value"]) for f in reply.embeds[0].get("fields", []) if f["name"] == name)
+
+
+async def names(sandbox: Sandbox, list_name: str = "raid") -> set[str]:
+    assert sandbox.bot is not None
+    lists = sandbox.bot.services.lists
+    return {e.username for e in await lists.entries((await lists.get(sandbox.guild_id, list_name)).id)}
+
+
+@pytest.fixture
+async def pile_on(sandbox: Sandbox, mod: Member, alice: Member) -> EmulatedPost:
+    await sandbox.link(mod, "user1")
+    await sandbox.link(alice, "user2")
+    sandbox.x.add_user("ally")
+    post = sandbox.x.seed_post("target", repliers=REPLIERS, quoters=QUOTERS, reposters=REPOSTERS, likers=LIKERS)
+    await mod.slash("mutelist create", name="raid")
+    for name in ("t1", "t2"):
+        await mod.slash("mutelist add", name="raid", username=name)
+    protected = await mod.slash("mutelist protect", username="ally")
+    assert protected.embeds[0]["title"] == "Account protected", protected
+    return post
+
+
+def url(post: EmulatedPost) -> str:
+    return f"https://mobile.twitter.com/target/status/{post.id}?s=20&t=abc"
+
+
+async def test_preview_counts_then_add_mutes_subscribers_through_the_queue(
+    sandbox: Sandbox, pile_on: EmulatedPost, mod: Member, bob: Member,
+) -> None:
+    await sandbox.link(bob, "user3")
+    await bob.slash("mutelist subscribe", name="raid")
+    await until(lambda: len(sandbox.x.mutes_of("user3")) == 2, what="the subscription's first mutes")
+    before = dict(sandbox.x.calls)
+    preview = await mod.slash("mutelist capture", name="raid", post=url(pile_on), reason="pile-on")
+    assert preview.ephemeral
+    embed = preview.embeds[0]
+    assert embed["title"] == "Capture preview: 72 accounts to add"
+    text = description(preview)
+    assert "77 different accounts took part" in text
+    for line in ("1 author", "30 repliers", "10 quoters", "20 reposters", "40 likers"):
+        assert f"- {line}" in text, line
+    assert "Already on `raid`: 2." in text
+    assert ("Left out: 1 your own X account; 1 linked by members of this server; 1 protected in this server."
+            in text)
+    assert "X reads: 5." in field(preview, "Notes")
+    assert field(preview, "Sample").startswith("`@")
+    assert [b["label"] for b in preview.buttons] == ["Add", "Cancel"]
+    reads = {k: sandbox.x.calls[k] - before.get(k, 0) for k in sandbox.x.calls if k.startswith("GET /2/tweets")}
+    assert reads == {"GET /2/tweets/:id": 1, "GET /2/tweets/search/recent": 1, "GET /2/tweets/:id/quote_tweets": 1,
+                     "GET /2/tweets/:id/retweeted_by": 1, "GET /2/tweets/:id/liking_users": 1}
+    assert await names(sandbox) == {"t1", "t2"}  # nothing changes before Add
+    assert len(sandbox.x.mutes_of("user3")) == 2
+
+    added = await preview.click("Add")
+    assert added.embeds[0]["title"] == "Capture added"
+    assert "Added **72** accounts to `raid`" in description(added) and "Queued for 1 subscriber." in description(added)
+    assert added.buttons == []
+    assert await names(sandbox) == NEW | {"t1", "t2"}
+    assert sandbox.bot is not None
+    lists = sandbox.bot.services.lists
+    entries = {e.username: e for e in await lists.entries((await lists.get(sandbox.guild_id, "raid")).id)}
+    post_url = f"https://x.com/target/status/{pile_on.id}"
+    assert entries["t25"].evidence_url == post_url and entries["t25"].reason == "pile-on"
+    assert entries["t25"].evidence_sources == ("replied", "quoted", "reposted")
+    assert entries["target"].evidence_sources == ("author",)
+    assert entries["t1"].evidence_url is None  # added by hand before
+
+    # 74 mutes at 50 per 15-minute window: the queue waits for the window instead of meeting a 429
+    await until(lambda: len(sandbox.x.mutes_of("user3")) >= 50, what="the first window of mutes")
+    sandbox.advance(901)
+    await until(lambda: len(sandbox.x.mutes_of("user3")) == 74, what="every entry muted for the subscriber")
+    assert sandbox.x.calls["429"] == 0
+
+    shown = await mod.slash("mutelist show", name="raid")
+    assert f"[@t21](https://x.com/t21) — pile-on · replied, quoted it: {post_url}" in description(shown)
+    exported = await mod.slash("mutelist export", name="raid")
+    rows = {r["username"]: r for r in csv.DictReader(io.StringIO(exported.attachments[0].data.decode()))}
+    assert rows["t40"]["evidence"] == f"reposted it, liked it: {post_url}"
+    why = await bob.slash("why", username="t40")
+    assert f"Evidence: reposted it, liked it: {post_url}" in why.embeds[0]["fields"][0]["value"]
+
+
+async def test_cancel_and_another_members_click_change_nothing(
+    sandbox: Sandbox, pile_on: EmulatedPost, mod: Member, alice: Member,
+) -> None:
+    preview = await mod.slash("mutelist capture", name="raid", post=pile_on.id, who="likers")
+    assert preview.embeds[0]["title"] == "Capture preview: 39 accounts to add"
+    assert "- 40 likers" in description(preview) and "repliers" not in description(preview)
+    refused = await preview.click("Add", as_member=alice)
+    assert refused.ephemeral and "Only the moderator who ran this capture" in refused.text
+    assert await names(sandbox) == {"t1", "t2"}
+    cancelled = await preview.click("Cancel")
+    assert cancelled.embeds[0]["title"] == "Capture cancelled" and cancelled.buttons == []
+    assert await names(sandbox) == {"t1", "t2"}
+
+
+async def test_a_restart_between_preview_and_add(sandbox: Sandbox, pile_on: EmulatedPost, mod: Member) -> None:
+    preview = await mod.slash("mutelist capture", name="raid", post=url(pile_on), who="quoters")
+    assert preview.embeds[0]["title"] == "Capture preview: 10 accounts to add"
+    await sandbox.stop_bot()
+    await sandbox.start_bot()
+    added = await preview.click("Add")
+    assert added.embeds[0]["title"] == "Capture added", added
+    assert await names(sandbox) == {"t1", "t2"} | {f"t{i}" for i in range(21, 31)}
+
+
+async def test_a_preview_expires_after_15_minutes(sandbox: Sandbox, pile_on: EmulatedPost, mod: Member) -> None:
+    preview = await mod.slash("mutelist capture", name="raid", post=url(pile_on), who="author")
+    sandbox.advance(15 * 60 + 1)
+    late = await preview.click("Add")
+    told = late.followups[-1]
+    assert told.ephemeral and "This preview expired" in told.embeds[0]["description"]
+    assert await names(sandbox) == {"t1", "t2"}
+
+
+async def test_missing_and_deleted_posts(sandbox: Sandbox, pile_on: EmulatedPost, mod: Member) -> None:
+    reads = sandbox.x.calls["GET /2/tweets/:id"]
+    missing = await mod.slash("mutelist capture", name="raid", post="https://x.com/target/status/12345")
+    assert "X has no post 12345" in description(missing) and missing.buttons == []
+    sandbox.x.delete_post(pile_on.id)
+    deleted = await mod.slash("mutelist capture", name="raid", post=url(pile_on))
+    assert f"X has no post {pile_on.id}: it was deleted" in description(deleted)
+    assert sandbox.x.calls["GET /2/tweets/:id"] == reads + 2
+    assert sandbox.x.calls["GET /2/tweets/search/recent"] == 0  # nothing more was read
+    bad = await mod.slash("mutelist capture", name="raid", post="https://x.com/target")
+    assert "is not a post's link or id" in description(bad)
+    assert sandbox.x.calls["GET /2/tweets/:id"] == reads + 2
+
+
+async def test_unlinked_moderator_and_non_moderator(sandbox: Sandbox, pile_on: EmulatedPost, bob: Member) -> None:
+    other_mod = sandbox.member("mod2", moderator=True)
+    unlinked = await other_mod.slash("mutelist capture", name="raid", post=pile_on.id)
+    assert "/link" in description(unlinked) and unlinked.buttons == []
+    await sandbox.link(bob, "user3")
+    refused = await bob.slash("mutelist capture", name="raid", post=pile_on.id)
+    assert refused.ephemeral and "Manage Server" in description(refused)
+    assert sandbox.x.calls["GET /2/tweets/search/recent"] == 0
+    assert await names(sandbox) == {"t1", "t2"}
+
+
+async def test_protected_accounts_are_refused_and_taken_off(
+    sandbox: Sandbox, pile_on: EmulatedPost, mod: Member,
+) -> None:
+    refused = await mod.slash("mutelist add", name="raid", username="ally")
+    assert "is protected in this server" in description(refused)
+    protected = await mod.slash("mutelist protect", username="t1")
+    assert "Taken off `raid`" in description(protected)
+    assert await names(sandbox) == {"t2"}
+    lifted = await mod.slash("mutelist unprotect", username="@T1")
+    assert "no longer protected" in description(lifted)
+    assert "Added to" in description(await mod.slash("mutelist add", name="raid", username="t1"))
