@@ -176,3 +176,20 @@ async def test_protected_accounts_are_refused_and_taken_off(
     lifted = await mod.slash("mutelist unprotect", username="@T1")
     assert "no longer protected" in description(lifted)
     assert "Added to" in description(await mod.slash("mutelist add", name="raid", username="t1"))
+
+
+async def test_a_link_from_before_like_read_captures_the_rest(sandbox: Sandbox, alice: Member) -> None:
+    moderator = sandbox.member("oldmod", moderator=True)
+    await moderator.slash("link")
+    opened = await sandbox.http.get(sandbox.link_url((await moderator.dms())[-1]))
+    to_x = opened.headers["location"].replace("like.read+", "").replace("like.read%20", "")
+    assert "like.read" not in to_x  # the scopes mutebot asked for before issue 16
+    linked = await sandbox.http.get(f"{to_x}&login=user5", follow_redirects=True)
+    assert linked.status_code == 200
+    post = sandbox.x.seed_post("target", repliers=["a1", "a2"], likers=["k1", "k2"])
+    await moderator.slash("mutelist create", name="raid")
+    preview = await moderator.slash("mutelist capture", name="raid", post=post.id)
+    assert preview.embeds[0]["title"] == "Capture preview: 3 accounts to add"
+    assert "A fresh `/link` adds likers" in field(preview, "Notes")
+    assert "likers" not in description(preview)
+    assert sandbox.x.calls["GET /2/tweets/:id/liking_users"] == 0
