@@ -32,7 +32,7 @@ def _settings(purpose: Purpose) -> Settings:
 
 
 async def _migrate(settings: Settings) -> int:
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     try:
         applied = await db.migrate()
         version = await db.schema_version()
@@ -40,15 +40,15 @@ async def _migrate(settings: Settings) -> int:
         await db.close()
     if applied:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
-        print(f"{settings.database_path}: applied {names}; schema version {version}")
+        print(f"{settings.database_shown}: applied {names}; schema version {version}")
     else:
-        print(f"{settings.database_path}: schema is up to date (version {version})")
+        print(f"{settings.database_shown}: schema is up to date (version {version})")
     return 0
 
 
 async def _rotate_keys(settings: Settings) -> int:
     vault = TokenVault(settings.token_encryption_keys)
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     try:
         await db.migrate()
         changed = await vault.rotate(AccountStore(db))
@@ -65,7 +65,7 @@ def _check() -> int:
 
     settings = load_settings(read_environment(), "check")
     print("configuration OK")
-    print(f"  database:      {settings.database_path}")
+    print(f"  database:      {settings.database_shown}")
     print(f"  redirect URI:  {settings.redirect_uri}  (register it in your X app)")
     mute_api = f", mute API {settings.x_mute_api}" if settings.x_auth == "oauth1" else ""
     print(f"  X auth:        {settings.x_auth}{mute_api}")
@@ -82,7 +82,7 @@ SANDBOX_REDIRECT_URI = "http://127.0.0.1:8080/oauth/callback"  # `mutebot run`'s
 COMMANDS = {
     "run": "run the bot: the Discord connection, the OAuth callback web server and the action-queue worker; "
            "applies pending migrations first",
-    "migrate": "apply pending migrations to DATABASE_PATH and exit",
+    "migrate": "apply pending migrations to the database (DATABASE_URL, else DATABASE_PATH) and exit",
     "keygen": "print a fresh key for TOKEN_ENCRYPTION_KEY",
     "rotate-keys": "re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEY",
     "sync-commands": "push the slash commands to Discord now, globally or to one guild",
@@ -129,9 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=_HelpFormatter)
 
     command("run")
-    command("migrate", epilog=_reads("DATABASE_PATH"))
+    command("migrate", epilog=_reads("DATABASE_URL", "DATABASE_PATH"))
     command("keygen", epilog=None)
-    command("rotate-keys", epilog=_reads("DATABASE_PATH", "TOKEN_ENCRYPTION_KEY"))
+    command("rotate-keys", epilog=_reads("DATABASE_URL", "DATABASE_PATH", "TOKEN_ENCRYPTION_KEY"))
     sync = command("sync-commands", epilog=_reads("DISCORD_TOKEN", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL"))
     sync.add_argument("--guild", type=int, metavar="ID",
                       help="push to this guild only (its commands update at once); without it, globally")
@@ -189,7 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "rotate-keys":
         settings = _settings("rotate-keys")
         # Opening a mistyped path would create an empty database and report "re-encrypted 0".
-        if not settings.database_path.is_file():
+        if settings.database_url is None and not settings.database_path.is_file():
             print(f"mutebot rotate-keys: DATABASE_PATH: there is no database at {settings.database_path}; "
                   "set DATABASE_PATH to the bot's database file", file=sys.stderr)
             return EXIT_CONFIG

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
-from bot.secrets import Secret
+from bot.secrets import Secret, redact_url
 
 Purpose = Literal["run", "migrate", "rotate-keys", "sync-commands", "check"]
 
@@ -92,6 +92,17 @@ class Settings:
     x_consumer_secret: Secret | None = None
     x_mute_api: Literal["v2", "v1.1"] = "v2"
     metrics_port: int | None = None
+    database_url: Secret | None = None  # PostgreSQL instead of the file at database_path; may hold a password
+
+    @property
+    def database(self) -> str:
+        """What `Database.open` takes: the PostgreSQL URL when there is one, else the SQLite file."""
+        return self.database_url.reveal() if self.database_url else str(self.database_path)
+
+    @property
+    def database_shown(self) -> str:
+        """The same, fit to print: a URL's password is left out."""
+        return str(self.database_path) if self.database_url is None else redact_url(self.database_url.reveal())
 
     @property
     def redirect_uri(self) -> str:
@@ -139,6 +150,23 @@ def _database_path_problem(path: Path, *, may_create_directory: bool) -> str | N
         return f"DATABASE_PATH: {path} is a directory; name a file in it, e.g. {path / DEFAULTS['DATABASE_PATH']}"
     if not may_create_directory and not path.parent.is_dir():
         return f"DATABASE_PATH: the directory {path.parent} does not exist; create it, or correct the path"
+    return None
+
+
+def _database_url_problem(url: str) -> str | None:
+    """What is wrong with a DATABASE_URL, without echoing it (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "DATABASE_URL: is not a URL (a port that is not a number, or a stray bracket?)"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return ("DATABASE_URL: must be a PostgreSQL URL, postgresql://user:password@host:port/dbname "
+                "(unset it to use the SQLite file at DATABASE_PATH)")
+    if not parts.hostname and "host=" not in parts.query:
+        return "DATABASE_URL: names no host; give postgresql://user:password@host:port/dbname"
+    if not parts.path.strip("/"):
+        return "DATABASE_URL: names no database; end it with /dbname"
     return None
 
 
@@ -208,8 +236,11 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
         keys = tuple(Secret(part) for part in parts)
 
     database_path = Path(get("DATABASE_PATH") or DEFAULTS["DATABASE_PATH"])
+    database_url = get("DATABASE_URL")
+    if database_url is not None and (url_problem := _database_url_problem(database_url)):
+        problems.append(url_problem)
     # `migrate` may create the directory (it is the step that makes a database); the long-running bot may not.
-    if purpose in ("run", "check", "migrate") and (
+    if database_url is None and purpose in ("run", "check", "migrate") and (
         database_problem := _database_path_problem(database_path, may_create_directory=purpose == "migrate")
     ):
         problems.append(database_problem)
@@ -264,4 +295,5 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
         x_consumer_secret=Secret(consumer_secret) if consumer_secret else None,
         x_mute_api="v1.1" if x_mute_api == "v1.1" else "v2",
         metrics_port=metrics_port,
+        database_url=Secret(database_url) if database_url else None,
     )

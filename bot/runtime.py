@@ -114,7 +114,7 @@ class MuteBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        stores = await Stores.open(settings.database_path)
+        stores = await Stores.open(settings.database)
         db = stores.db
         await db.migrate()
         vault = TokenVault(settings.token_encryption_keys)
@@ -386,7 +386,7 @@ async def serve(settings: Settings, stop: asyncio.Event, bot: MuteBot | None = N
     point_discord_py_at(settings.discord_api_base, settings.discord_gateway_url)
     _quiet_gateway_retries(settings.discord_gateway_url)
     # Migrate before connecting, so a database from a newer mutebot is refused before any network traffic.
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     try:
         await db.migrate()
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 
 class Secret:
     """Holds a secret value; only `reveal()` gives it back."""
@@ -27,3 +29,12 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit to print: its password (a DATABASE_URL's) left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

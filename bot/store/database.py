@@ -13,30 +13,43 @@ SQLite allows one writer at a time but, in WAL mode, any number of concurrent re
   lookup takes a few microseconds, where handing it to a thread and back costs about 0.2 ms;
 - a small batch (a command's few rows) runs on the loop too, on the writer connection while its lock is held,
   for the same reason; a big one (an import, a refetched mute list) goes to the writer's thread.
+
+`Database.open` takes a file path (SQLite, the default) or a `postgresql://` URL (`PostgresDatabase` in
+`bot/store/postgres.py`, over asyncpg). Both have the interface below; what differs in their SQL is the
+`Dialect`'s, and each migration is written once unless a backend has its own (`migrations/postgresql/`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import os
 import re
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import aiosqlite
 
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any]
-Row = sqlite3.Row
+
+
+class Row(Protocol):
+    """A result row: by column name or position (sqlite3.Row, asyncpg.Record)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+
 T = TypeVar("T")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 DEFAULT_READERS = 2
@@ -57,10 +70,9 @@ class Migration:
     sql: str
 
 
-def bundled_migrations() -> list[Migration]:
-    """The numbered SQL files shipped in the `migrations` package, in order."""
+def _migrations_in(folder: Any) -> list[Migration]:
     found: list[Migration] = []
-    for entry in resources.files("migrations").iterdir():
+    for entry in folder.iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
@@ -71,19 +83,65 @@ def bundled_migrations() -> list[Migration]:
     return found
 
 
+def bundled_migrations(dialect: str = "sqlite") -> list[Migration]:
+    """The numbered SQL files shipped in the `migrations` package, in order. A backend's own folder
+    (`migrations/postgresql/`) holds its version of those whose SQL differs there, under the same number."""
+    root = resources.files("migrations")
+    found = {m.version: m for m in _migrations_in(root)}
+    own = root.joinpath(dialect)
+    if dialect != "sqlite" and own.is_dir():
+        for migration in _migrations_in(own):
+            if migration.version not in found:
+                raise RuntimeError(f"migrations/{dialect}/{migration.version:04d}_{migration.name}.sql overrides "
+                                   "no migration of that number")
+            found[migration.version] = migration
+    return [found[v] for v in sorted(found)]
+
+
 @dataclass(frozen=True)
 class Dialect:
     """What differs between backends, in one place. Store SQL is written with `?` placeholders,
-    `ON CONFLICT` upserts and `RETURNING`, which SQLite (3.35+) and PostgreSQL both understand."""
+    `ON CONFLICT` upserts and `RETURNING`, which SQLite (3.35+) and PostgreSQL both understand; the
+    dialect turns `?` into what the driver takes (`$1`, `$2`, ... for asyncpg)."""
 
     name: str
     begin: str
+    numbered_placeholders: bool
+    integrity_errors: tuple[type[Exception], ...]
+    # how a fresh database records its migrations, and how to ask whether it does yet
+    migrations_table: str
+    has_migrations_table: str
 
     def sql(self, statement: str) -> str:
-        return statement
+        return _numbered(statement) if self.numbered_placeholders else statement
 
 
-SQLITE = Dialect("sqlite", begin="BEGIN IMMEDIATE")
+@functools.lru_cache(maxsize=2048)
+def _numbered(statement: str) -> str:
+    """`?` -> `$1`, `$2`, ... outside quoted strings and identifiers."""
+    out: list[str] = []
+    quote: str | None = None
+    n = 0
+    for char in statement:
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "?":
+            n += 1
+            out.append(f"${n}")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+SQLITE = Dialect(
+    "sqlite", begin="BEGIN IMMEDIATE", numbered_placeholders=False, integrity_errors=(sqlite3.IntegrityError,),
+    migrations_table="CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)",
+    has_migrations_table="SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+)
 
 
 # -- one statement and its answer, run inside a connection's own thread --------------------------------
@@ -226,10 +284,159 @@ class RoundTrips:
         return self.writes + self.reads
 
 
-class Database:
+class Database(ABC):
+    """What every backend offers the stores (SQLite below, PostgreSQL in bot/store/postgres.py).
+
+    Writes, and reads inside a transaction, are serialised within the process by one asyncio lock, re-entrant
+    within a task: SQLite allows one writer anyway, and on PostgreSQL it keeps a process's read-then-write
+    steps from interleaving exactly as they cannot on SQLite."""
+
+    dialect: Dialect
+    location: str  # for messages: the file, or the URL without its password
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.round_trips = RoundTrips()
+
+    @classmethod
+    async def open(cls, target: Path | str, *, readers: int = DEFAULT_READERS) -> Database:
+        """The SQLite file at `target`, or the PostgreSQL database a `postgresql://` URL names."""
+        if is_postgresql_url(str(target)):
+            from bot.store.postgres import PostgresDatabase
+
+            return await PostgresDatabase.connect(str(target))
+        return await SqliteDatabase.open_file(Path(target), readers=readers)
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @asynccontextmanager
+    async def _held(self) -> AsyncIterator[None]:
+        if _holder.get() is asyncio.current_task():
+            yield
+            return
+        async with self._lock:
+            reset = _holder.set(asyncio.current_task())
+            try:
+                yield
+            finally:
+                _holder.reset(reset)
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Batch]:
+        """BEGIN ... COMMIT around reads and writes that depend on each other; rolled back on error,
+        re-entrant within one task. Yields a batch: writes queued on it are sent together, before the next
+        read of the transaction and at its end."""
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[Batch]:
+        """Collect writes; on exit they run in one round trip (inside the surrounding transaction, if any)."""
+        current = _current_transaction()
+        if current is not None:
+            yield current
+            return
+        batch = Batch()
+        yield batch
+        await self.write(batch)
+
+    @abstractmethod
+    async def write(self, batch: Batch) -> None: ...
+
+    @abstractmethod
+    async def _flush(self, batch: Batch) -> None:
+        """Inside a transaction: send what is queued so a following read sees it."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """A read: on a reader connection, or inside a transaction on its connection (after its queued writes)."""
+
+    @abstractmethod
+    async def peek(self, sql: str, params: Params = ()) -> list[Row]:
+        """A read of a few rows by an index, answered as cheaply as the backend can."""
+
+    @abstractmethod
+    def _exclusive(self) -> AbstractAsyncContextManager[None]:
+        """Held while migrating: no other writer of this process, nor another process's migration."""
+
+    # -- single statements (used by the stores) ----------------------------------------------------------
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """One write in its own transaction (or in the current one); returns the changed row count."""
+        async with self.batch() as batch:
+            pending = batch.execute(sql, params)
+        return await self._answer(pending)
+
+    async def _answer(self, pending: Pending[T]) -> T:
+        """Inside a transaction, send what is queued so the answer exists; outside, the batch already ran."""
+        current = _current_transaction()
+        if current is not None:
+            await self._flush(current)
+        return pending.value
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def returning(self, sql: str, params: Params = ()) -> list[Row]:
+        """A write with `RETURNING`, in its own transaction or the current one."""
+        async with self.batch() as batch:
+            rows = batch.fetchall(sql, params)
+        return await self._answer(rows)
+
+    async def ping(self) -> bool:
+        return bool(await self.fetchval("SELECT 1") == 1)
+
+    # -- migrations -------------------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        if not await self.fetchval(self.dialect.has_migrations_table):
+            return 0
+        return int(await self.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[Migration]:
+        """Apply pending migrations, each in its own transaction; returns the ones applied."""
+        migrations = bundled_migrations(self.dialect.name) if migrations is None else list(migrations)
+        known = migrations[-1].version if migrations else 0
+        async with self._exclusive():
+            await self.execute(self.dialect.migrations_table)
+            current = await self.schema_version()
+            if current > known:
+                raise SchemaTooNewError(
+                    f"the database {self.location} has schema version {current}, but this mutebot knows only "
+                    f"up to {known}; upgrade mutebot (or use a backup made before the upgrade)"
+                )
+            # Every bundled migration not yet recorded, not only those above the highest: two branches may
+            # each add one, and the one merged second must still be applied where the first already was.
+            done = {int(row[0]) for row in await self.fetchall("SELECT version FROM schema_migrations")}
+            applied: list[Migration] = []
+            for migration in migrations:
+                if migration.version in done:
+                    continue
+                async with self.transaction() as batch:
+                    for statement in split_sql(migration.sql, self.dialect):
+                        batch.execute(statement)
+                    batch.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (migration.version, migration.name, time.time()),
+                    )
+                log.info("applied migration %04d_%s", migration.version, migration.name)
+                applied.append(migration)
+            return applied
+
+
+def is_postgresql_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+class SqliteDatabase(Database):
     """The writer connection (WAL, foreign keys, busy timeout) and `readers` read-only connections."""
 
     def __init__(self, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection], path: Path) -> None:
+        super().__init__()
         self._writer = writer
         self._readers = readers
         self._peeker: sqlite3.Connection | None = None
@@ -239,13 +446,11 @@ class Database:
             self._peeker.execute("PRAGMA query_only=ON")
         self._next_reader = 0
         self.path = path
+        self.location = str(path)
         self.dialect = SQLITE
-        self._lock = asyncio.Lock()
-        self.round_trips = RoundTrips()
 
     @classmethod
-    async def open(cls, path: Path | str, *, readers: int = DEFAULT_READERS) -> Database:
-        path = Path(path)
+    async def open_file(cls, path: Path, *, readers: int = DEFAULT_READERS) -> SqliteDatabase:
         memory = str(path) == ":memory:"
         if not memory:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,23 +476,11 @@ class Database:
 
     # -- transactions -----------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _held(self) -> AsyncIterator[None]:
-        if _holder.get() is asyncio.current_task():
-            yield
-            return
-        async with self._lock:
-            reset = _holder.set(asyncio.current_task())
-            try:
-                yield
-            finally:
-                _holder.reset(reset)
+    def _exclusive(self) -> AbstractAsyncContextManager[None]:
+        return self._held()  # one process writes a SQLite file at a time anyway
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Batch]:
-        """BEGIN IMMEDIATE ... COMMIT around reads and writes that depend on each other; rolled back on
-        error, re-entrant within one task. Yields a batch: writes queued on it are sent together, before
-        the next read of the transaction and at its end."""
         current = _current_transaction()
         if current is not None:
             yield current
@@ -306,17 +499,6 @@ class Database:
                 _open.reset(marker)
             await self._trip(self._writer, [Statement("COMMIT")], None, write=True)
             batch._settle([])
-
-    @asynccontextmanager
-    async def batch(self) -> AsyncIterator[Batch]:
-        """Collect writes; on exit they run in one round trip (inside the surrounding transaction, if any)."""
-        current = _current_transaction()
-        if current is not None:
-            yield current
-            return
-        batch = Batch()
-        yield batch
-        await self.write(batch)
 
     async def write(self, batch: Batch) -> None:
         if not batch.statements:
@@ -369,21 +551,6 @@ class Database:
             self.round_trips.reads += 1
         return await _in_thread(conn, statements, begin)
 
-    # -- single statements (used by the stores) ----------------------------------------------------------
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        """One write in its own transaction (or in the current one); returns the changed row count."""
-        async with self.batch() as batch:
-            pending = batch.execute(sql, params)
-        return await self._answer(pending)
-
-    async def _answer(self, pending: Pending[T]) -> T:
-        """Inside a transaction, send what is queued so the answer exists; outside, the batch already ran."""
-        current = _current_transaction()
-        if current is not None:
-            await self._flush(current)
-        return pending.value
-
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """A read: on a reader connection, or on the writer inside a transaction (after its queued writes)."""
         batch = _current_transaction()
@@ -411,67 +578,7 @@ class Database:
                 raise
             return await self.fetchall(sql, params)
         self.round_trips.peeks += 1
-        return rows
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, params: Params = ()) -> Any:
-        row = await self.fetchone(sql, params)
-        return None if row is None else row[0]
-
-    async def returning(self, sql: str, params: Params = ()) -> list[Row]:
-        """A write with `RETURNING`, in its own transaction or the current one."""
-        async with self.batch() as batch:
-            rows = batch.fetchall(sql, params)
-        return await self._answer(rows)
-
-    async def ping(self) -> bool:
-        return bool(await self.fetchval("SELECT 1") == 1)
-
-    # -- migrations -------------------------------------------------------------------------------------
-
-    async def schema_version(self) -> int:
-        exists = await self.fetchval(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        )
-        if not exists:
-            return 0
-        return int(await self.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
-
-    async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[Migration]:
-        """Apply pending migrations, each in its own transaction; returns the ones applied."""
-        migrations = bundled_migrations() if migrations is None else list(migrations)
-        known = migrations[-1].version if migrations else 0
-        async with self._held():
-            await self.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-            )
-            current = await self.schema_version()
-            if current > known:
-                raise SchemaTooNewError(
-                    f"the database {self.path} has schema version {current}, but this mutebot knows only "
-                    f"up to {known}; upgrade mutebot (or use a backup made before the upgrade)"
-                )
-            # Every bundled migration not yet recorded, not only those above the highest: two branches may
-            # each add one, and the one merged second must still be applied where the first already was.
-            done = {int(row[0]) for row in await self.fetchall("SELECT version FROM schema_migrations")}
-            applied: list[Migration] = []
-            for migration in migrations:
-                if migration.version in done:
-                    continue
-                async with self.transaction() as batch:
-                    for statement in split_sql(migration.sql):
-                        batch.execute(statement)
-                    batch.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                        (migration.version, migration.name, time.time()),
-                    )
-                log.info("applied migration %04d_%s", migration.version, migration.name)
-                applied.append(migration)
-            return applied
+        return cast(list[Row], rows)
 
 
 async def _connect(path: str) -> aiosqlite.Connection:
@@ -491,16 +598,21 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
-def split_sql(script: str) -> list[str]:
+def split_sql(script: str, dialect: Dialect = SQLITE) -> list[str]:
     """Split a migration into statements, so that each runs inside our own transaction
-    (executescript would COMMIT on its own)."""
+    (executescript would COMMIT on its own). PostgreSQL's function bodies are `$$`-quoted: a `;` inside
+    one does not end the statement."""
     statements: list[str] = []
     buffer = ""
     for line in script.splitlines(keepends=True):
         if line.strip().startswith("--"):
             continue
         buffer += line
-        if buffer.strip().endswith(";") and sqlite3.complete_statement(buffer):
+        if not buffer.strip().endswith(";"):
+            continue
+        complete = (buffer.count("$$") % 2 == 0 if dialect.name == "postgresql"
+                    else sqlite3.complete_statement(buffer))
+        if complete:
             if buffer.strip():
                 statements.append(buffer.strip())
             buffer = ""

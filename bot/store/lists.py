@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,7 +105,8 @@ class ListStore:
 
     async def by_name(self, guild_id: int, name: str) -> MuteList | None:
         row = await self.db.fetchone(
-            f"SELECT {_LIST_COLUMNS} FROM mute_lists WHERE guild_id = ? AND name = ?", (guild_id, name)  # noqa: S608
+            f"SELECT {_LIST_COLUMNS} FROM mute_lists WHERE guild_id = ? AND lower(name) = lower(?)",  # noqa: S608
+            (guild_id, name),
         )
         return None if row is None else _list(row)
 
@@ -145,7 +145,7 @@ class ListStore:
                 )
                 list_id = int(rows[0]["id"])
                 self.audit(batch, guild_id, actor, "create", list_id, now, name=name, description=description)
-        except sqlite3.IntegrityError:
+        except self.db.dialect.integrity_errors:  # the name is taken (names ignore case)
             existing = await self.by_name(guild_id, name)
             raise DuplicateListName(existing.name if existing else name) from None
         return list_id

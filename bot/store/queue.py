@@ -307,7 +307,7 @@ class QueueStore:
         """A job that made progress is running again, unless the whole queue waits for the usage cap."""
         batch.execute(
             "UPDATE jobs SET status = 'running', pause_kind = NULL, pause_until = NULL WHERE id = ?"
-            " AND status = 'paused' AND pause_kind IS NOT ?",
+            " AND status = 'paused' AND (pause_kind IS NULL OR pause_kind != ?)",
             (job_id, PAUSE_USAGE_CAP),
         )
 

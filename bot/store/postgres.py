@@ -1,0 +1,164 @@
+"""PostgresDatabase: the store's `Database` on PostgreSQL through an asyncpg pool, for several processes at once.
+
+Chosen by a `postgresql://` DATABASE_URL. Everything the stores call behaves as on SQLite (bot/store/database.py):
+
+- a `Batch` goes out on one pooled connection, inside BEGIN ... COMMIT when it has several statements
+  (asyncpg sends each statement as its own exchange, so it is one visit rather than one message);
+- a `transaction()` keeps one pooled connection for its task, and takes a transaction-scoped advisory lock, so
+  transactions of every process run one at a time, as SQLite's single writer does: the read-then-write steps
+  the services do inside them (firing a timer, settling a send) are never interleaved, across processes either;
+- reads outside a transaction take any pooled connection and see what is committed;
+- a `peek` is a plain read: there is no loop-side connection to save a thread hop on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import asyncpg
+
+from bot.secrets import redact_url
+from bot.store.database import (
+    Batch,
+    Database,
+    Dialect,
+    Params,
+    Row,
+    Statement,
+    _current_transaction,
+    _open,
+)
+
+POOL_MIN = 1
+POOL_MAX = 10  # per process: the queue sends at most 8 at once, and commands read beside it
+# Keys of the advisory locks (any two constants; "mute" and "bot" in ASCII).
+MIGRATION_LOCK = 0x6D757465
+TRANSACTION_LOCK = 0x626F74
+
+POSTGRESQL = Dialect(
+    "postgresql", begin="BEGIN", numbered_placeholders=True,
+    integrity_errors=(asyncpg.IntegrityConstraintViolationError,),
+    migrations_table="CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)",
+    has_migrations_table="SELECT to_regclass('schema_migrations') IS NOT NULL",
+)
+
+
+def _count(status: str) -> int:
+    """The changed-row count in a command tag ("UPDATE 3", "INSERT 0 1"); 0 for tags without one."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class PostgresDatabase(Database):
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        super().__init__()
+        self._pool = pool
+        self.location = redact_url(url)
+        self.dialect = POSTGRESQL
+        self._connections: dict[int, asyncpg.pool.PoolConnectionProxy] = {}  # an open transaction's, by batch
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> PostgresDatabase:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        return cls(pool, url)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    # -- running statements ------------------------------------------------------------------------------
+
+    async def _run(self, conn: Any, statements: Sequence[Statement]) -> list[Any]:
+        results: list[Any] = []
+        for st in statements:
+            sql = self.dialect.sql(st.sql)
+            if st.many is not None:
+                rows = [tuple(r) for r in st.many]
+                if rows:
+                    await conn.executemany(sql, rows)
+                results.append(None)
+            elif st.fetch:
+                results.append(await conn.fetch(sql, *st.params))
+            else:
+                results.append(_count(await conn.execute(sql, *st.params)))
+        return results
+
+    # -- transactions -------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        async with self._held(), self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Batch]:
+        current = _current_transaction()
+        if current is not None:
+            yield current
+            return
+        async with self._held(), self._pool.acquire() as conn:
+            batch = Batch()
+            self.round_trips.writes += 1
+            await conn.execute(self.dialect.begin)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", TRANSACTION_LOCK)
+            marker = _open.set((asyncio.current_task(), batch))
+            self._connections[id(batch)] = conn
+            try:
+                yield batch
+                await self._flush(batch)
+            except BaseException:
+                if not conn.is_closed():
+                    await conn.execute("ROLLBACK")
+                raise
+            finally:
+                _open.reset(marker)
+                self._connections.pop(id(batch), None)
+            await conn.execute("COMMIT")
+            batch._settle([])
+
+    async def write(self, batch: Batch) -> None:
+        if not batch.statements:
+            batch._settle([])
+            return
+        async with self._held():
+            self.round_trips.writes += 1
+            async with self._pool.acquire() as conn:
+                if len(batch.statements) == 1:  # one statement is atomic on its own
+                    results = await self._run(conn, batch.statements)
+                else:
+                    async with conn.transaction():
+                        results = await self._run(conn, batch.statements)
+        batch._settle(results)
+
+    async def _flush(self, batch: Batch) -> None:
+        if not batch.statements:
+            return
+        statements, pending = batch.statements, batch._pending
+        batch.statements, batch._pending = [], []
+        self.round_trips.writes += 1
+        results = await self._run(self._connections[id(batch)], statements)
+        for index, item in pending:
+            item._set(results[index])
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        batch = _current_transaction()
+        if batch is not None:
+            await self._flush(batch)
+            self.round_trips.writes += 1
+            conn = self._connections[id(batch)]
+            return cast(list[Row], await conn.fetch(self.dialect.sql(sql), *params))
+        self.round_trips.reads += 1
+        return cast(list[Row], await self._pool.fetch(self.dialect.sql(sql), *params))
+
+    async def peek(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self.fetchall(sql, params)
+
