@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member
+from tests.conftest import BACKEND
 
 
 async def test_status_when_not_linked_says_how(alice: Member) -> None:
@@ -56,3 +57,12 @@ async def test_commands_sync_only_when_changed(tmp_path: Path) -> None:
 async def test_healthz(sandbox: Sandbox) -> None:
     response = await sandbox.http.get(f"{sandbox.public_base_url}/healthz")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+async def test_the_bot_runs_on_the_backend_the_suite_was_asked_for(sandbox: Sandbox) -> None:
+    # MUTEBOT_TEST_BACKEND=postgresql (make test's second run, CI) must really put every sandbox on PostgreSQL.
+    assert sandbox.bot is not None
+    db = sandbox.bot.services.db
+    assert db.dialect.name == BACKEND
+    assert (sandbox.database_url is not None) == (BACKEND == "postgresql")
+    assert await db.ping()

@@ -74,14 +74,26 @@ async def make_list(mod: Member, name: str, *usernames: str, reason: str | None 
 async def refuse_actions_for(sandbox: Sandbox, member: Member) -> None:
     """A real write failure at the moment a subscriber's actions are stored (as a full disk or an I/O
     error would cause): SQLite refuses every new action for this member until `allow_actions`."""
-    await db_of(sandbox).execute(
+    db = db_of(sandbox)
+    if db.dialect.name == "postgresql":
+        await db.execute(
+            "CREATE FUNCTION refuse_actions() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION 'disk I/O error'; END; $$"
+        )
+        await db.execute(
+            "CREATE TRIGGER refuse_actions BEFORE INSERT ON actions FOR EACH ROW"
+            f" WHEN (NEW.discord_user_id = {int(member.id)}) EXECUTE FUNCTION refuse_actions()"
+        )
+        return
+    await db.execute(
         "CREATE TRIGGER refuse_actions BEFORE INSERT ON actions"
         f" WHEN NEW.discord_user_id = {int(member.id)} BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
     )
 
 
 async def allow_actions(sandbox: Sandbox) -> None:
-    await db_of(sandbox).execute("DROP TRIGGER refuse_actions")
+    db = db_of(sandbox)
+    await db.execute("DROP TRIGGER refuse_actions" + (" ON actions" if db.dialect.name == "postgresql" else ""))
 
 
 async def two_subscribers(sandbox: Sandbox, mod: Member, alice: Member, bob: Member) -> None:

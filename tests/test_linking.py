@@ -13,6 +13,7 @@ import pytest
 from bot.logs import setup_logging
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member
+from tests.helpers import at_rest
 
 
 async def start_link(sandbox: Sandbox, member: Member) -> str:
@@ -129,7 +130,7 @@ async def test_no_token_in_database_or_logs(tmp_path: Path) -> None:
             await sandbox.stop_bot()
     finally:
         logging.getLogger().removeHandler(handler)
-    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("mutebot.sqlite3"))
+    raw = await at_rest(tmp_path, sandbox.database_url)
     logs = stream.getvalue()
     assert "linked X account" in logs
     for token in tokens:

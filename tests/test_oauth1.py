@@ -12,6 +12,7 @@ from authlib.integrations.httpx_client import AsyncOAuth1Client
 
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.x_emulator import XEmulator
+from tests.helpers import at_rest
 
 
 @pytest.fixture(params=["v2", "v1.1"])
@@ -83,8 +84,9 @@ async def test_oauth1_tokens_are_encrypted_at_rest(oauth1_sandbox: Sandbox) -> N
     sandbox = oauth1_sandbox
     await sandbox.link(sandbox.member("alice"), "user3")
     assert sandbox.bot is not None
-    await sandbox.bot.services.db.execute("PRAGMA wal_checkpoint(FULL)")
-    raw = b"".join(p.read_bytes() for p in sandbox.directory.iterdir() if p.name.startswith("mutebot.sqlite3"))
+    if sandbox.database_url is None:
+        await sandbox.bot.services.db.execute("PRAGMA wal_checkpoint(FULL)")
+    raw = await at_rest(sandbox.directory, sandbox.database_url)
     secrets = [value for token, cred in sandbox.x._oauth1.items() for value in (token, cred.secret)]
     assert secrets
     for value in secrets:

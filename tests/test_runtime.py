@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from bot.logs import setup_logging
 from bot.runtime import GatewayRetryNotice, discord_unreachable
 from bot.sandbox.harness import Sandbox, free_port
+from bot.store import Database
 
 
 async def test_unexpected_error_gets_an_apology_with_an_incident_id(tmp_path: Path) -> None:
@@ -98,7 +98,8 @@ async def test_expired_states_are_purged(sandbox: Sandbox) -> None:
     assert sandbox.bot is not None
     services = sandbox.bot.services
     await services.db.execute(
-        "UPDATE oauth_states SET expires_at = 1 WHERE rowid = (SELECT min(rowid) FROM oauth_states)"
+        "UPDATE oauth_states SET expires_at = 1"
+        " WHERE state_hash = (SELECT state_hash FROM oauth_states ORDER BY created_at LIMIT 1)"
     )
     assert await services.accounts.purge_states() == 1
     assert await services.db.fetchval("SELECT count(*) FROM oauth_states") == 1
@@ -127,11 +128,12 @@ async def test_run_refuses_a_database_from_a_newer_mutebot(tmp_path: Path) -> No
     await sandbox.start(with_bot=False)
     try:
         env = {**os.environ, **sandbox.environment()}
-        db = sqlite3.connect(env["DATABASE_PATH"])
-        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at REAL)")
-        db.execute("INSERT INTO schema_migrations VALUES (9999, 'from_the_future', 0)")
-        db.commit()
-        db.close()
+        db = await Database.open(sandbox.settings().database)  # SQLite, or the suite's PostgreSQL
+        try:
+            await db.migrate()
+            await db.execute("INSERT INTO schema_migrations VALUES (9999, 'from_the_future', 0)")
+        finally:
+            await db.close()
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

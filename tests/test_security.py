@@ -205,7 +205,7 @@ async def test_a_refresh_racing_a_relink_in_another_process_keeps_the_new_token(
     assert sandbox.bot is not None
     settings = sandbox.settings()
     # A second mutebot process on the same database: its own store, X client and per-member locks.
-    stores = await Stores.open(settings.database_path)
+    stores = await Stores.open(settings.database)
     x = XClient(settings.x_api_base, consumer_key=settings.x_consumer_key,
                 consumer_secret=settings.x_consumer_secret)
     other = AccountService(settings, stores, TokenVault(settings.token_encryption_keys), x)
@@ -424,7 +424,7 @@ def test_no_secret_survives_in_any_log_line(secret: str, key: str, which: int, b
 async def test_the_database_and_its_wal_and_shm_are_created_owner_only(tmp_path: Path) -> None:
     previous = os.umask(0o022)  # a usual umask, which would leave new files readable by everyone
     try:
-        async with Sandbox(tmp_path) as sandbox:
+        async with Sandbox(tmp_path, on_sqlite=True) as sandbox:  # the SQLite files themselves
             await sandbox.link(sandbox.member("alice"), "user1")  # a write: the -wal and -shm files exist now
             files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()
                      if p.name.startswith("mutebot.sqlite3")}

@@ -1,17 +1,25 @@
-"""The store on its own: table ownership, write batches in one round trip, rollback, readers beside the writer."""
+"""The store on its own: table ownership, write batches in one round trip, rollback, readers beside the writer;
+and the same schema and behaviour on SQLite and PostgreSQL (tests taking `database_target` run on both)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 
-from bot.store import Batch, Database, Stores
-from bot.store.database import split_sql
+from bot.sandbox.postgres import ThrowawayPostgres
+from bot.store import Batch, Database, Migration, SchemaTooNewError, Stores, bundled_migrations
+from bot.store.database import SQLITE, split_sql
+from bot.store.lists import DuplicateListName
 from bot.store.mutes import CachedMute
+from bot.store.postgres import POSTGRESQL
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_VERB = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|DROP)\b")
@@ -55,8 +63,8 @@ def test_the_scan_would_see_sql_outside_the_store() -> None:
     assert SQL_VERB.search(literal) and "cached_mutes" in _tables()
 
 
-async def test_a_batch_is_one_round_trip_and_rolls_back_whole(tmp_path: Path) -> None:
-    stores = await Stores.open(tmp_path / "s.sqlite3")
+async def test_a_batch_is_one_round_trip_and_rolls_back_whole(database_target: str) -> None:
+    stores = await Stores.open(database_target)
     db = stores.db
     try:
         await db.migrate()
@@ -73,15 +81,15 @@ async def test_a_batch_is_one_round_trip_and_rolls_back_whole(tmp_path: Path) ->
         failing = Batch()
         stores.mutes.forget_cache(failing, 7)
         failing.execute("INSERT INTO manual_choices (discord_user_id, x_user_id, choice, at) VALUES (7, '1', 'x', 0)")
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(db.dialect.integrity_errors):
             await db.write(failing)
         assert await stores.mutes.count(7) == 101  # the failed batch changed nothing
     finally:
         await db.close()
 
 
-async def test_reads_do_not_wait_behind_an_open_write(tmp_path: Path) -> None:
-    stores = await Stores.open(tmp_path / "r.sqlite3")
+async def test_reads_do_not_wait_behind_an_open_write(database_target: str) -> None:
+    stores = await Stores.open(database_target)
     db = stores.db
     try:
         await db.migrate()
@@ -107,8 +115,8 @@ async def test_database_file_is_readable_by_its_owner_only(tmp_path: Path) -> No
         await db.close()
 
 
-async def test_the_kept_total_follows_every_change_to_the_cache(tmp_path: Path) -> None:
-    stores = await Stores.open(tmp_path / "t.sqlite3")
+async def test_the_kept_total_follows_every_change_to_the_cache(database_target: str) -> None:
+    stores = await Stores.open(database_target)
     db = stores.db
     try:
         await db.migrate()
@@ -166,8 +174,8 @@ async def test_small_batches_run_on_the_loop_and_wait_for_a_busy_file_in_the_thr
         await db.close()
 
 
-async def test_a_peek_sees_what_is_committed_and_inside_a_transaction_its_own_writes(tmp_path: Path) -> None:
-    stores = await Stores.open(tmp_path / "k.sqlite3")
+async def test_a_peek_sees_what_is_committed_and_inside_a_transaction_its_own_writes(database_target: str) -> None:
+    stores = await Stores.open(database_target)
     db = stores.db
     try:
         await db.migrate()
@@ -178,6 +186,168 @@ async def test_a_peek_sees_what_is_committed_and_inside_a_transaction_its_own_wr
             assert await stores.mutes.holds(9, "1")  # read on the writer, after the queued write
             assert await asyncio.create_task(stores.mutes.holds(9, "1")) is False  # outside: not committed yet
         assert await stores.mutes.holds(9, "1")
-        assert db.round_trips.peeks - peeks == 3
+        # SQLite answers the two outside the transaction on the loop; PostgreSQL has no loop-side connection.
+        assert db.round_trips.peeks - peeks == (3 if db.dialect.name == "sqlite" else 0)
     finally:
         await db.close()
+
+
+# -- both backends: the same schema, the same behaviour ----------------------------------------------------------
+
+TAKEN_AS_WRITTEN_BY_BOTH = re.compile(r"\bREAL\b|\bBLOB\b|COLLATE NOCASE|CREATE TRIGGER|INTEGER PRIMARY KEY|"
+                                      r"_id\s+INTEGER\b|_by\s+INTEGER\b")
+
+
+def test_placeholders_are_numbered_for_postgresql_outside_quotes() -> None:
+    assert POSTGRESQL.sql("SELECT '?', \"a?\" FROM t WHERE a = ? AND b IN (?, ?)") == (
+        "SELECT '?', \"a?\" FROM t WHERE a = $1 AND b IN ($2, $3)")
+    assert SQLITE.sql("SELECT ? WHERE '?'") == "SELECT ? WHERE '?'"
+
+
+def test_postgresql_has_its_own_version_of_every_migration_it_cannot_take_as_written() -> None:
+    base = bundled_migrations()
+    own = {m.version: m for m in bundled_migrations("postgresql")}
+    assert [m.version for m in base] == sorted(own)  # the same numbers, none of its own
+    overridden = {m.version for m in base if own[m.version].sql != m.sql}
+    assert {1, 4, 7} <= overridden
+    for migration in base:
+        if migration.version not in overridden:
+            # Types PostgreSQL takes otherwise (REAL has 4 bytes there, INTEGER 32 bits), or syntax it lacks.
+            assert not TAKEN_AS_WRITTEN_BY_BOTH.search(migration.sql), (
+                f"migrations/{migration.version:04d}_{migration.name}.sql needs migrations/postgresql/ "
+                f"{migration.version:04d}_{migration.name}.sql")
+    assert TAKEN_AS_WRITTEN_BY_BOTH.search("    discord_user_id   INTEGER NOT NULL,")  # the check can fail
+
+
+async def _columns(db: Database) -> dict[str, list[str]]:
+    if db.dialect.name == "sqlite":
+        tables = [r[0] for r in await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: sorted(r["name"] for r in await db.fetchall(f"PRAGMA table_info({t})")) for t in tables}
+    rows = await db.fetchall("SELECT table_name, column_name FROM information_schema.columns"
+                             " WHERE table_schema = 'public'")
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(str(row["table_name"]), []).append(str(row["column_name"]))
+    return {t: sorted(c) for t, c in found.items()}
+
+
+async def test_both_backends_have_the_same_tables_and_columns(tmp_path: Path, postgresql: ThrowawayPostgres) -> None:
+    schemas = []
+    for target in (str(tmp_path / "same.sqlite3"), await postgresql.new_database()):
+        db = await Database.open(target)
+        try:
+            await db.migrate()
+            schemas.append(await _columns(db))
+        finally:
+            await db.close()
+    sqlite_schema, postgresql_schema = schemas
+    assert "linked_accounts" in sqlite_schema and "mute_timers" in sqlite_schema
+    assert postgresql_schema == sqlite_schema
+
+
+async def test_migrations_apply_once_and_a_newer_schema_is_refused(database_target: str) -> None:
+    db = await Database.open(database_target)
+    try:
+        applied = await db.migrate()
+        assert [m.version for m in applied] == [m.version for m in bundled_migrations()]
+        assert await db.schema_version() == bundled_migrations()[-1].version
+        assert await db.migrate() == []
+        await db.execute("INSERT INTO schema_migrations VALUES (9999, 'future', 0)")
+        with pytest.raises(SchemaTooNewError, match="9999"):
+            await db.migrate()
+    finally:
+        await db.close()
+
+
+async def test_a_failing_migration_leaves_nothing_of_itself_behind(database_target: str) -> None:
+    db = await Database.open(database_target)
+    try:
+        broken = [Migration(1, "ok", "CREATE TABLE a (x INTEGER);"),
+                  Migration(2, "bad", "CREATE TABLE b (x INTEGER);\nINSERT INTO nowhere VALUES (1);")]
+        with pytest.raises((sqlite3.OperationalError, asyncpg.UndefinedTableError)):
+            await db.migrate(broken)
+        assert await db.schema_version() == 1
+        with pytest.raises((sqlite3.OperationalError, asyncpg.UndefinedTableError)):
+            await db.fetchval("SELECT count(*) FROM b")
+        assert await db.fetchval("SELECT count(*) FROM a") == 0
+    finally:
+        await db.close()
+
+
+async def test_transactions_nest_and_roll_back_whole(database_target: str) -> None:
+    stores = await Stores.open(database_target)
+    db = stores.db
+    try:
+        await db.migrate()
+        with pytest.raises(RuntimeError):  # noqa: PT012 - the nesting is what is tested
+            async with db.transaction():
+                await stores.meta.set("a", "1")
+                async with db.transaction():
+                    await stores.meta.set("b", "2")
+                assert await stores.meta.get("b") == "2"  # inside: its own writes
+                raise RuntimeError("boom")
+        assert await db.fetchval("SELECT count(*) FROM meta") == 0
+    finally:
+        await db.close()
+
+
+async def test_discord_ids_keep_all_64_bits_and_list_names_ignore_case(database_target: str) -> None:
+    stores = await Stores.open(database_target)
+    db = stores.db
+    member, guild = 2**63 - 1, 1_100_000_000_000_000_001  # snowflakes are 64-bit
+    try:
+        await db.migrate()
+        list_id = await stores.lists.create(guild, "Spam", "", member, 1.0)
+        found = await stores.lists.by_name(guild, "sPAM")
+        assert found is not None and (found.id, found.name, found.created_by) == (list_id, "Spam", member)
+        with pytest.raises(DuplicateListName, match="Spam"):
+            await stores.lists.create(guild, "SPAM", "", member, 2.0)
+        assert await stores.lists.create(guild + 1, "spam", "", member, 3.0) != list_id  # another server's
+        async with db.batch() as batch:
+            stores.timers.set(batch, member, "42", "someone", 1.5e9 + 0.25, 1.0)
+        assert await stores.timers.ends(member, ["42"]) == {"42": 1.5e9 + 0.25}  # times keep their fraction
+    finally:
+        await db.close()
+
+
+async def test_a_due_timer_is_taken_by_exactly_one_of_two_processes(database_target: str) -> None:
+    first, second = await Stores.open(database_target), await Stores.open(database_target)
+    try:
+        await first.db.migrate()
+        async with first.db.batch() as batch:
+            for member in range(1, 21):
+                for target in ("1", "2", "3"):
+                    first.timers.set(batch, member, target, f"u{target}", 10.0, 1.0)
+
+        async def take(stores: Stores, member: int) -> int:
+            async with stores.db.transaction():
+                return len(await stores.timers.take_due(member, 11.0))
+
+        taken = await asyncio.gather(*(take(s, m) for m in range(1, 21) for s in (first, second)))
+        assert sum(taken) == 60 and set(taken) == {0, 3}
+        assert await first.timers.count() == 0
+    finally:
+        await first.db.close()
+        await second.db.close()
+
+
+def _cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, check=False, env={"PATH": os.environ.get("PATH", ""), "HOME": str(cwd), **env})
+
+
+def test_mutebot_migrate_and_check_take_database_url(tmp_path: Path, postgresql: ThrowawayPostgres) -> None:
+    url = asyncio.run(postgresql.new_database()).replace("mutebot@", "mutebot:hunter2@")  # trust ignores it
+    first = _cli("migrate", cwd=tmp_path, env={"DATABASE_URL": url})
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_initial" in first.stdout and "mutebot:***@127.0.0.1" in first.stdout
+    assert "hunter2" not in first.stdout + first.stderr
+    second = _cli("migrate", cwd=tmp_path, env={"DATABASE_URL": url})
+    assert second.returncode == 0 and "up to date" in second.stdout, second.stderr
+    assert not list(tmp_path.glob("*.sqlite3"))  # DATABASE_PATH was not touched
+
+    bad = _cli("check", cwd=tmp_path, env={"DATABASE_URL": "mysql://root:hunter2@db/mutebot"})
+    assert bad.returncode == 2
+    assert "  - DATABASE_URL: must be a PostgreSQL URL" in bad.stderr and "hunter2" not in bad.stderr
+    nameless = _cli("check", cwd=tmp_path, env={"DATABASE_URL": "postgresql://db:5432"})
+    assert "  - DATABASE_URL: names no database; end it with /dbname" in nameless.stderr

@@ -7,7 +7,7 @@ import contextlib
 import socket
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlencode
@@ -55,6 +55,9 @@ class Sandbox:
 
     # The default for `check_discord_requests`: True requires the spec, None checks when it is at hand.
     check_discord_requests: bool | None = None
+    # Where a sandbox given no `database_url` gets one: None keeps SQLite in `directory`; the tests on
+    # PostgreSQL (MUTEBOT_TEST_BACKEND=postgresql, tests/conftest.py) hand out a fresh database each.
+    databases: Callable[[], Awaitable[str]] | None = None
 
     def __init__(
         self,
@@ -66,6 +69,8 @@ class Sandbox:
         env: dict[str, str] | None = None,
         client_secret: str | None = "sandbox-secret",  # noqa: S107 - the emulator's own client
         check_discord_requests: bool | None = None,
+        database_url: str | None = None,
+        on_sqlite: bool = False,  # SQLite whatever the suite's backend: a test of the SQLite file itself
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if directory is None:
@@ -90,6 +95,8 @@ class Sandbox:
         self.extensions = tuple(extensions)
         self.extra_env = dict(env or {})
         self.client_secret = client_secret
+        self.database_url = database_url
+        self.on_sqlite = on_sqlite
         self.key = TokenVault.generate_key()
         self.bot: MuteBot | None = None
         self._bot_task: asyncio.Task[None] | None = None
@@ -117,9 +124,13 @@ class Sandbox:
         }
         if self.client_secret:
             env["X_CLIENT_SECRET"] = self.client_secret
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
         return {**env, **self.extra_env}
 
     async def start(self, *, with_bot: bool = True) -> Sandbox:
+        if self.database_url is None and Sandbox.databases is not None and not self.on_sqlite:
+            self.database_url = await Sandbox.databases()
         await self.x.start()
         await self.discord.start()
         self.guild_id = self.discord.add_guild("Sandbox Server")
