@@ -142,7 +142,7 @@ class CaptureService:
         post_id = parse_post(post)
         if who not in WHO:
             raise MutebotError("`who` is one of everyone, author, repliers, quoters, reposters or likers.")
-        account = await self.lists._linked_moderator(actor)
+        account = await self.lists.linked_moderator(actor)
         creds = await self.accounts.credentials(actor)
         reads = 0
 
@@ -267,8 +267,8 @@ class CaptureService:
         capture = await self.store.get(capture_id)
         if capture is None:
             raise CaptureGone("This capture is no longer there (it expired); run `/mutelist capture` again.")
-        if capture.moderator_id != actor:
-            raise CaptureGone("Only the moderator who ran this capture can add or cancel it.")
+        if capture.moderator_id != actor:  # not CaptureGone: the preview stays usable by its moderator
+            raise MutebotError("Only the moderator who ran this capture can add or cancel it.")
         if capture.status == "added":
             raise CaptureGone("This capture was already added.")
         if capture.status == "cancelled":
@@ -288,7 +288,7 @@ class CaptureService:
         accounts = await self.store.accounts(capture_id)
         protected = await self.moderation.protected_among(capture.guild_id, [a.x_user_id for a in accounts])
         if accounts:
-            await self.lists._end_departed(capture.guild_id, mute_list.id)
+            await self.lists.end_departed(capture.guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:  # the entries and their subscribers' mutes commit together
             if not await self.store.claim(capture_id, "added"):
@@ -299,8 +299,8 @@ class CaptureService:
                                          capture.reason, actor, now, capture.post_url)
             self.list_store.audit(batch, capture.guild_id, actor, "capture", mute_list.id, now,
                                   post=capture.post_url, added=len(new))
-            queued, jobs = await self.lists._follow_additions(batch, mute_list.id,
-                                                            [Target(a.x_user_id, a.username) for a in new])
+            queued, jobs = await self.lists.follow_additions(batch, mute_list.id,
+                                                           [Target(a.x_user_id, a.username) for a in new])
         await self.lists.queue.settle_jobs(jobs)
         already = sum(1 for a in accounts if a.x_user_id in existing)
         return CaptureAdded(mute_list, capture.post_url, len(new), already,

@@ -9,7 +9,7 @@ from typing import Any
 
 import discord
 
-from bot.capture import SAMPLE, CaptureAdded, CapturePreview
+from bot.capture import SAMPLE, CaptureAdded, CaptureGone, CapturePreview
 from bot.mutelists import evidence_line as evidence_line  # re-exported for the cogs
 from bot.replies import COLOUR_INFO, COLOUR_OK, code_span, counted, report_error
 
@@ -105,6 +105,12 @@ class CaptureButton(
             await interaction.response.defer()  # the result replaces the preview in its message
             embed = await HANDLERS["capture"](interaction, self.capture_id, self.action)
             await interaction.edit_original_response(embed=embed, view=None)
+        except CaptureGone as exc:  # the preview can no longer be acted on: say why, and its buttons go
+            await report_error(interaction, exc)
+            try:
+                await interaction.edit_original_response(view=None)
+            except discord.HTTPException as failed:
+                log.warning("could not take the buttons off capture %s's preview (%s)", self.capture_id, failed.status)
         except Exception as exc:  # the moderator sees a sentence; the log gets the traceback
             await report_error(interaction, exc)
 

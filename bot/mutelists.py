@@ -220,7 +220,9 @@ class MuteLists:
         await self.queue.settle_jobs(jobs, cancelled=True)
         return mute_list, subscribers, cancelled
 
-    async def _linked_moderator(self, actor: int) -> LinkedAccount:
+    async def linked_moderator(self, actor: int) -> LinkedAccount:
+        """The moderator's own linked X account, through which a change looks accounts up (add, import,
+        publish, protect, capture); NotLinked and the like say so in words about lists."""
         try:
             return await self.mutes.linked(actor)
         except MutebotError as exc:
@@ -233,13 +235,13 @@ class MuteLists:
     ) -> tuple[MuteList, XUser, bool, int]:
         """Add one account; returns (list, account, newly added?, subscribers it was queued for)."""
         mute_list = await self.get(guild_id, name)
-        await self._linked_moderator(actor)
+        await self.linked_moderator(actor)
         async with self.db.batch() as lookup:
             user = await self.accounts.call(actor, lambda auth: self.directory.resolve(auth, username, lookup))
         await self._refuse_protected(guild_id, user)
         reason = (reason or "").strip()[:MAX_REASON] or None
         if await self.store.entry(mute_list.id, x_user_id=user.id) is None:
-            await self._end_departed(guild_id, mute_list.id)
+            await self.end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:  # the entry and its subscribers' mutes commit together
             added = await self.store.entry(mute_list.id, x_user_id=user.id) is None
@@ -251,7 +253,7 @@ class MuteLists:
                              x_user_id=user.id, username=user.username, reason=reason)
             queued, jobs = 0, list[int]()
             if added:
-                queued, jobs = await self._follow_additions(batch, mute_list.id, [Target(user.id, user.username)])
+                queued, jobs = await self.follow_additions(batch, mute_list.id, [Target(user.id, user.username)])
         await self.queue.settle_jobs(jobs)
         return mute_list, user, added, queued
 
@@ -266,7 +268,7 @@ class MuteLists:
             entry = await self.store.entry(mute_list.id, username=normalize_username(text))
         if entry is None:
             raise MutebotError(f"@{text.lstrip('@')[:50]} is not on the list `{mute_list.name}`.")
-        await self._end_departed(guild_id, mute_list.id)
+        await self.end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:
             self.store.remove_entry(batch, mute_list.id, entry.x_user_id)
@@ -298,7 +300,7 @@ class MuteLists:
             raise MutebotError(f"That file has {len(rows):,} rows; an import takes at most {MAX_IMPORT_ROWS:,}. "
                                "Nothing was added.")
         report = ImportReport(rows=len(rows))
-        await self._linked_moderator(actor)
+        await self.linked_moderator(actor)
         by_name: dict[str, int] = {}  # lower-case username -> first line
         by_id: dict[str, int] = {}
         names: list[tuple[int, str, str]] = []
@@ -361,7 +363,7 @@ class MuteLists:
         targets.sort(key=lambda t: t[0])
         report.problems.sort(key=lambda p: p.line)
         if targets:
-            await self._end_departed(guild_id, mute_list.id)
+            await self.end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:  # the entries and their subscribers' mutes commit together
             existing = await self.store.entry_ids(mute_list.id)
@@ -371,19 +373,19 @@ class MuteLists:
             report.added = len(new)
             self.store.audit(batch, guild_id, actor, "import", mute_list.id, now, rows=report.rows,
                              added=report.added, already=report.already, problems=len(report.problems))
-            report.queued_for, jobs = await self._follow_additions(batch, mute_list.id,
-                                                                   [Target(u.id, u.username) for u in new])
+            report.queued_for, jobs = await self.follow_additions(batch, mute_list.id,
+                                                                  [Target(u.id, u.username) for u in new])
         await self.queue.settle_jobs(jobs)
         return mute_list, report
 
     async def publish(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, int, int, int]:
         """Add the moderator's own current X mutes (every page); returns (list, added, already, queued for)."""
         mute_list = await self.get(guild_id, name)
-        await self._linked_moderator(actor)
+        await self.linked_moderator(actor)
         await self.mutes.refetch(actor)
         mine = await self.mute_store.oldest_first(actor)
         if mine:
-            await self._end_departed(guild_id, mute_list.id)
+            await self.end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:  # the entries and their subscribers' mutes commit together
             existing = await self.store.entry_ids(mute_list.id)
@@ -391,7 +393,7 @@ class MuteLists:
             self.store.add_entries(batch, mute_list.id, [(t.x_user_id, t.username) for t in new], None, actor, now)
             self.store.audit(batch, guild_id, actor, "publish", mute_list.id, now, added=len(new),
                              already=len(mine) - len(new))
-            queued, jobs = await self._follow_additions(batch, mute_list.id, new)
+            queued, jobs = await self.follow_additions(batch, mute_list.id, new)
         await self.queue.settle_jobs(jobs)
         return mute_list, len(new), len(mine) - len(new), queued
 
@@ -400,7 +402,7 @@ class MuteLists:
     async def protect(self, guild_id: int, actor: int, username: Username) -> tuple[XUser, list[tuple[str, int]]]:
         """No list of the server may hold it: it is taken off every list that does (subscribers for whom that
         list was the only reason get it unmuted, as with a removal). Returns (account, [(list, unmutes)])."""
-        await self._linked_moderator(actor)
+        await self.linked_moderator(actor)
         async with self.db.batch() as lookup:
             user = await self.accounts.call(actor, lambda auth: self.directory.resolve(auth, username, lookup))
         async with self.db.transaction() as batch:
@@ -432,9 +434,10 @@ class MuteLists:
 
     # -- who follows a server's lists --------------------------------------------------------------------
 
-    async def _end_departed(self, guild_id: int, list_id: int) -> None:
-        """Before a change queues work for the list's subscribers: those who left the server stop following
-        its lists (mutebot has no members intent, so no event said they left; Discord is asked)."""
+    async def end_departed(self, guild_id: int, list_id: int) -> None:
+        """Call before a change queues work for the list's subscribers (outside its transaction: it asks
+        Discord): those who left the server stop following its lists (mutebot has no members intent, so no
+        event said they left)."""
         subscribers = await self.store.subscribers(list_id)
         linked = await self.accounts.store.linked_members(subscribers)
         for member_id in sorted(await self.members.departed(guild_id, [m for m in subscribers if m in linked])):
@@ -462,12 +465,12 @@ class MuteLists:
         muted = await self.mute_store.muted_ids(member_id) | await self.queue_store.queued_mutes(member_id)
         return muted, await self.mute_store.unmuted_by_hand(member_id)
 
-    async def _follow_additions(
+    async def follow_additions(
         self, batch: Batch, list_id: int, targets: Sequence[Target]
     ) -> tuple[int, list[int]]:
-        """Queue the new entries, in the caller's transaction, for every subscriber (from the mutes cache:
-        no X read per addition); returns how many subscribers got work, and the jobs whose unmutes were
-        cancelled (to settle once committed)."""
+        """Queue the new entries, in the caller's transaction (the one that adds them), for every subscriber
+        (from the mutes cache: no X read per addition); returns how many subscribers got work, and the jobs
+        whose unmutes were cancelled, which the caller settles once committed (`queue.settle_jobs`)."""
         if not targets:
             return 0, []
         subscribers = await self.store.subscribers(list_id)

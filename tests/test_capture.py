@@ -137,6 +137,9 @@ async def test_a_preview_expires_after_15_minutes(sandbox: Sandbox, pile_on: Emu
     late = await preview.click("Add")
     told = late.followups[-1]
     assert told.ephemeral and "This preview expired" in told.embeds[0]["description"]
+    # The preview stays readable, without the buttons that can no longer do anything.
+    await preview.wait_for(lambda shown: shown.buttons == [])
+    assert preview.embeds[0]["title"] == "Capture preview: 1 account to add"
     assert await names(sandbox) == {"t1", "t2"}
 
 
