@@ -40,6 +40,9 @@ MAX_ATTEMPTS = 5
 CONCURRENCY = 8
 USAGE_CAP_PAUSE = 15 * 60.0
 IDLE_POLL = 30.0  # a safety net only: new work and finished sends wake the worker at once
+# How long a claimed action stays this process's: a send takes seconds at most (X's timeouts), so an action
+# still in flight past its lease was claimed by a process that died, and on a shared database another takes it.
+LEASE = 60.0
 PROGRESS_INTERVAL = 2.0
 DEFAULT_WINDOW = 15 * 60.0  # used for an ETA only until the headers have shown the window's length
 SEND_SECONDS = 0.05  # the ETA's guess for one send inside an open window
@@ -107,7 +110,7 @@ class ActionQueue:
         self, stores: Stores, accounts: AccountService, mutes: MuteService, x: XClient,
         *, clock: Callable[[], float] = time.time, concurrency: int = CONCURRENCY,
         max_attempts: int = MAX_ATTEMPTS, usage_cap_pause: float = USAGE_CAP_PAUSE,
-        progress_interval: float = PROGRESS_INTERVAL, backoff_base: float = 2.0,
+        progress_interval: float = PROGRESS_INTERVAL, backoff_base: float = 2.0, lease: float = LEASE,
     ) -> None:
         self.db = stores.db
         self.store = stores.queue
@@ -122,6 +125,8 @@ class ActionQueue:
         self.usage_cap_pause = usage_cap_pause
         self.progress_interval = progress_interval
         self.backoff_base = backoff_base
+        self.lease = lease
+        self._leases_checked_at = 0.0
         self.reporter: JobReporter | None = None
         self.wake = asyncio.Event()
         self.sent = 0  # requests sent to X by this process, for tests and benchmarks
@@ -183,7 +188,8 @@ class ActionQueue:
         """After a crash: what was in flight goes back to pending (sent again at most once; X's mute and
         unmute are idempotent), and a job with nothing left to send (its last actions were cancelled by an
         unlink, or the process stopped before it was closed) is closed now, with its summary."""
-        recovered = await self.store.recover(self.clock())
+        self._leases_checked_at = self.clock()
+        recovered = await self.store.recover(self._leases_checked_at, every_claim=True)
         if recovered:
             log.info("%d interrupted action(s) will be sent again", recovered)
         self._paused_until = await self.store.paused_until()
@@ -208,6 +214,8 @@ class ActionQueue:
                 if self._paused_until:
                     await self._resume_after_cap()
                 next_at = now + IDLE_POLL
+                if self.db.dialect.shared:  # another process may have died holding claims: take them over
+                    next_at = min(next_at, await self._take_over_expired(now))
                 for member_id, x_user_id, due_at in await self._due_members():
                     if member_id in serving:
                         continue
@@ -224,6 +232,15 @@ class ActionQueue:
             for task in list(serving.values()):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _take_over_expired(self, now: float) -> float:
+        """Every half lease, put back in flight actions whose lease ran out; returns when to look again."""
+        if now >= self._leases_checked_at + self.lease / 2:
+            self._leases_checked_at = now
+            taken = await self.store.recover(now, every_claim=False)
+            if taken:
+                log.warning("%d action(s) claimed by a process that stopped will be sent again", taken)
+        return self._leases_checked_at + self.lease / 2
 
     def _served(self, serving: dict[int, asyncio.Task[None]], member_id: int, task: asyncio.Task[None]) -> None:
         serving.pop(member_id, None)
@@ -293,7 +310,8 @@ class ActionQueue:
                 ended = self._after(batch, job_id)
             self._reported(job_id, ended)
             return True
-        if not await self.store.claim(action.id, self.clock()):
+        claimed_at = self.clock()
+        if not await self.store.claim(action.id, claimed_at, claimed_at + self.lease):
             return True  # cancelled meanwhile
         endpoint = ENDPOINTS[kind]
         sent_at = self.clock()

@@ -20,6 +20,7 @@ from bot.store.database import SQLITE, split_sql
 from bot.store.lists import DuplicateListName
 from bot.store.mutes import CachedMute
 from bot.store.postgres import POSTGRESQL
+from bot.store.queue import QueuedTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_VERB = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|DROP)\b")
@@ -351,3 +352,24 @@ def test_mutebot_migrate_and_check_take_database_url(tmp_path: Path, postgresql:
     assert "  - DATABASE_URL: must be a PostgreSQL URL" in bad.stderr and "hunter2" not in bad.stderr
     nameless = _cli("check", cwd=tmp_path, env={"DATABASE_URL": "postgresql://db:5432"})
     assert "  - DATABASE_URL: names no database; end it with /dbname" in nameless.stderr
+
+
+async def test_an_action_is_claimed_once_and_an_expired_lease_is_taken_over(database_target: str) -> None:
+    first, second = await Stores.open(database_target), await Stores.open(database_target)
+    try:
+        await first.db.migrate()
+        async with first.db.batch() as batch:
+            first.queue.enqueue(batch, 5, "mute", [QueuedTarget(str(i), f"u{i}") for i in range(10)],
+                                cause="manual", list_id=None, job_id=None, now=1.0)
+        ids = [int(r[0]) for r in await first.db.fetchall("SELECT id FROM actions ORDER BY id")]
+        # Two processes race for every action: each is claimed by exactly one of them.
+        won = await asyncio.gather(*(s.queue.claim(i, 2.0, 62.0) for i in ids for s in (first, second)))
+        assert sum(won) == 10
+        # Their claimer is alive until the lease ends: nobody takes them over before that.
+        assert await second.queue.recover(30.0, every_claim=False) == 0
+        assert await second.queue.recover(63.0, every_claim=False) == 10
+        assert await first.queue.next_action(5, 63.0, ["mute"]) is not None
+        assert await first.db.fetchval("SELECT count(*) FROM actions WHERE status = 'pending'") == 10
+    finally:
+        await first.db.close()
+        await second.db.close()

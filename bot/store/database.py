@@ -106,6 +106,7 @@ class Dialect:
 
     name: str
     begin: str
+    shared: bool  # several processes may use the database at once (so none may take back another's claims)
     numbered_placeholders: bool
     integrity_errors: tuple[type[Exception], ...]
     # how a fresh database records its migrations, and how to ask whether it does yet
@@ -137,7 +138,8 @@ def _numbered(statement: str) -> str:
 
 
 SQLITE = Dialect(
-    "sqlite", begin="BEGIN IMMEDIATE", numbered_placeholders=False, integrity_errors=(sqlite3.IntegrityError,),
+    "sqlite", begin="BEGIN IMMEDIATE", shared=False, numbered_placeholders=False,
+    integrity_errors=(sqlite3.IntegrityError,),
     migrations_table="CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)",
     has_migrations_table="SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",

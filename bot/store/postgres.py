@@ -39,7 +39,7 @@ MIGRATION_LOCK = 0x6D757465
 TRANSACTION_LOCK = 0x626F74
 
 POSTGRESQL = Dialect(
-    "postgresql", begin="BEGIN", numbered_placeholders=True,
+    "postgresql", begin="BEGIN", shared=True, numbered_placeholders=True,
     integrity_errors=(asyncpg.IntegrityConstraintViolationError,),
     migrations_table="CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)",

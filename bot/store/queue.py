@@ -232,12 +232,13 @@ class QueueStore:
 
     # -- one action's life ----------------------------------------------------------------------------------
 
-    async def claim(self, action_id: int, now: float) -> bool:
-        """Committed before the request: a crash from here on means "send again", never "forget"."""
+    async def claim(self, action_id: int, now: float, lease_until: float) -> bool:
+        """Committed before the request: a crash from here on means "send again", never "forget". Exactly one
+        caller wins, in any process; the lease says until when the winner may still be sending it."""
         return await self.db.execute(
-            "UPDATE actions SET status = 'in_flight', attempts = attempts + 1, updated_at = ?"
+            "UPDATE actions SET status = 'in_flight', attempts = attempts + 1, updated_at = ?, lease_until = ?"
             " WHERE id = ? AND status = 'pending'",
-            (now, action_id),
+            (now, lease_until, action_id),
         ) == 1
 
     def finish(self, batch: Batch, action_id: int, status: str, outcome: str, now: float) -> None:
@@ -271,10 +272,16 @@ class QueueStore:
             (not_before, now, 1 if refund else 0, action_id),
         )
 
-    async def recover(self, now: float) -> int:
-        """After a crash: what was in flight goes back to pending."""
+    async def recover(self, now: float, *, every_claim: bool) -> int:
+        """What was in flight goes back to pending: every claim (a lone process after its own crash), or only
+        those whose lease ran out (their process died; on a database several processes share)."""
+        if every_claim:
+            return await self.db.execute(
+                "UPDATE actions SET status = 'pending', updated_at = ? WHERE status = 'in_flight'", (now,)
+            )
         return await self.db.execute(
-            "UPDATE actions SET status = 'pending', updated_at = ? WHERE status = 'in_flight'", (now,)
+            "UPDATE actions SET status = 'pending', updated_at = ? WHERE status = 'in_flight' AND lease_until < ?",
+            (now, now),
         )
 
     # -- jobs -----------------------------------------------------------------------------------------------
