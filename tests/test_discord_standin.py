@@ -20,7 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, point_discord_py_at
-from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS
+from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS, VIEW_CHANNEL
 from bot.sandbox.discord_standin import DiscordStandIn, StandInTimeout
 from bot.sandbox.harness import DiscordRequestsRefused, Sandbox
 from bot.sandbox.members import Attachment, CommandNotAvailable, Member
@@ -146,6 +146,17 @@ class SampleBot(commands.Bot):
             assert isinstance(interaction.channel, discord.TextChannel)
             message = await interaction.channel.send("0%")
             await message.edit(content="100%")
+
+        @tree.command(description="Post in a channel, saying what discord.py believed first")
+        async def post(interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+            allowed = channel.permissions_for(channel.guild.me).send_messages
+            try:
+                await channel.send(f"posted by {interaction.user.name}")
+            except discord.Forbidden as exc:
+                outcome = f"refused {exc.status} {exc.code}"
+            else:
+                outcome = "posted"
+            await interaction.response.send_message(f"{outcome}; may send: {allowed}", ephemeral=True)
 
         @tree.command(description="Answers with more than Discord's 6,000 characters of embeds")
         async def oversize(interaction: discord.Interaction) -> None:
@@ -335,6 +346,33 @@ async def test_dm_sent_and_refused(world: World) -> None:
     assert reply.buttons[0]["url"] == "https://example.com/authorize"
     assert world.bot.dm_errors == [50007]
     assert await world.bob.dms() == []
+
+
+async def test_channel_option_overwrites_and_a_channel_that_refuses_the_bot(world: World) -> None:
+    standin = world.standin
+    guild_id = world.alice.guild_id
+    log = standin.add_channel(guild_id, "mod-log")  # while connected: CHANNEL_CREATE
+    reply = await world.moderator.slash("post", channel=log)
+    assert reply.text == "posted; may send: True"
+    assert [m.content for m in standin.channel_messages(log)] == ["posted by mod"]
+    [interaction] = [r for r in standin.interactions.values() if r.payload["data"].get("name") == "post"]
+    resolved = interaction.payload["data"]["resolved"]["channels"][str(log)]
+    assert resolved["name"] == "mod-log" and int(resolved["permissions"]) == MODERATOR_PERMISSIONS
+
+    standin.refuse_bot(log)  # CHANNEL_UPDATE: discord.py's cache learns the overwrite too
+    reply = await world.moderator.slash("post", channel=log)
+    assert reply.text == "refused 403 50013; may send: False"
+    standin.refuse_bot(log, permissions=VIEW_CHANNEL)
+    reply = await world.moderator.slash("post", channel=log)
+    assert reply.text == "refused 403 50001; may send: False"
+    standin.refuse_bot(log, refuse=False)
+    reply = await world.moderator.slash("post", channel=log)
+    assert reply.text == "posted; may send: True"
+    assert len(standin.channel_messages(log)) == 2
+
+    elsewhere = standin.add_channel(standin.add_guild("Another Server"), "general-2")
+    with pytest.raises(CommandNotAvailable, match="offers only the channels"):
+        await world.moderator.slash("post", channel=elsewhere)
 
 
 async def test_attachment_option_and_file_upload(world: World) -> None:

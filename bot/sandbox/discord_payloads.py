@@ -42,6 +42,7 @@ DEFAULT_MEMBER_PERMISSIONS = (
     | USE_APPLICATION_COMMANDS
 )
 MODERATOR_PERMISSIONS = DEFAULT_MEMBER_PERMISSIONS | MANAGE_GUILD
+ALL_PERMISSIONS = (1 << 51) - 1
 BOT_PERMISSIONS = DEFAULT_MEMBER_PERMISSIONS
 
 EPHEMERAL_FLAG = 1 << 6
@@ -216,14 +217,16 @@ def member_json(user: JSON, *, permissions: int | None, joined_at: str) -> JSON:
     return data
 
 
-def text_channel_json(channel_id: int, guild_id: int, name: str) -> JSON:
+def text_channel_json(
+    channel_id: int, guild_id: int, name: str, *, overwrites: list[JSON] | None = None, position: int = 0,
+) -> JSON:
     return {
         "id": str(channel_id),
         "type": 0,
         "guild_id": str(guild_id),
         "name": name,
-        "position": 0,
-        "permission_overwrites": [],
+        "position": position,
+        "permission_overwrites": list(overwrites or []),
         "nsfw": False,
         "topic": None,
         "parent_id": None,
@@ -231,6 +234,34 @@ def text_channel_json(channel_id: int, guild_id: int, name: str) -> JSON:
         "rate_limit_per_user": 0,
         "flags": 0,
     }
+
+
+def overwrite_json(target_id: int, *, member: bool, allow: int = 0, deny: int = 0) -> JSON:
+    """A channel's permission overwrite for a role (type 0) or a member (type 1), as Discord sends it."""
+    return {"id": str(target_id), "type": 1 if member else 0, "allow": str(allow), "deny": str(deny)}
+
+
+def channel_permissions(base: int, overwrites: list[JSON], *, guild_id: int, role_ids: set[int], member_id: int) -> int:
+    """A member's permissions in a channel, computed as Discord's permissions docs lay out ("Permission
+    Overwrites"): the base from their roles; ADMINISTRATOR is everything; then the @everyone overwrite, the
+    member's roles' overwrites together, and the member's own, each denying before allowing."""
+    if base & ADMINISTRATOR:
+        return ALL_PERMISSIONS
+    permissions = base
+    by_target = {(int(o["type"]), int(o["id"])): o for o in overwrites}
+    everyone = by_target.get((0, guild_id))
+    if everyone is not None:
+        permissions = (permissions & ~int(everyone["deny"])) | int(everyone["allow"])
+    deny = allow = 0
+    for role_id in role_ids:
+        role = by_target.get((0, role_id))
+        if role is not None:
+            deny, allow = deny | int(role["deny"]), allow | int(role["allow"])
+    permissions = (permissions & ~deny) | allow
+    own = by_target.get((1, member_id))
+    if own is not None:
+        permissions = (permissions & ~int(own["deny"])) | int(own["allow"])
+    return permissions
 
 
 def dm_channel_json(channel_id: int, recipient: JSON) -> JSON:

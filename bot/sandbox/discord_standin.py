@@ -22,14 +22,18 @@ from bot.sandbox.discord_payloads import (
     EPHEMERAL_FLAG,
     JSON,
     LOADING_FLAG,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
     InteractionRecord,
     StoredAttachment,
     StoredMessage,
+    channel_permissions,
     dm_channel_json,
     guess_content_type,
     iso_now,
     member_json,
     message_problems,
+    overwrite_json,
     role_json,
     snowflake,
     text_channel_json,
@@ -60,6 +64,21 @@ class StandInTimeout(TimeoutError):
 
 
 @dataclasses.dataclass
+class StandInChannel:
+    """A text channel of a server, with its permission overwrites (Discord's overwrite objects)."""
+
+    id: int
+    guild_id: int
+    name: str
+    position: int = 0
+    overwrites: list[JSON] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> JSON:
+        return text_channel_json(self.id, self.guild_id, self.name, overwrites=self.overwrites,
+                                 position=self.position)
+
+
+@dataclasses.dataclass
 class StandInGuild:
     id: int
     name: str
@@ -72,6 +91,8 @@ class StandInGuild:
     # interaction's "permissions" field.
     roles: dict[int, int] = dataclasses.field(default_factory=dict)
     announced_roles: set[int] = dataclasses.field(default_factory=set)
+    # Its text channels, "general" (channel_id, where members run commands) first.
+    channels: dict[int, StandInChannel] = dataclasses.field(default_factory=dict)
 
 
 class DiscordApiError(Exception):
@@ -190,6 +211,7 @@ class DiscordStandIn:
 
     def add_guild(self, name: str = "Test Guild") -> int:
         guild = StandInGuild(id=snowflake(), name=name, channel_id=snowflake(), joined_at=iso_now())
+        guild.channels[guild.channel_id] = StandInChannel(guild.channel_id, guild.id, "general")
         self.guilds[guild.id] = guild
         self.commands.setdefault(guild.id, [])
         if self._ready:
@@ -238,6 +260,39 @@ class DiscordStandIn:
         self.removed_guilds.add(guild.id)
         if self._ready:
             await self._dispatch("GUILD_DELETE", {"id": str(guild.id)})
+
+    def add_channel(self, guild_id: int, name: str) -> int:
+        """A new text channel in the server (CHANNEL_CREATE to a connected bot); returns its id."""
+        guild = self._guild(guild_id)
+        channel = StandInChannel(snowflake(), guild.id, name, position=len(guild.channels))
+        guild.channels[channel.id] = channel
+        if self._ready:
+            self._spawn(self._dispatch("CHANNEL_CREATE", channel.to_json()))
+        return channel.id
+
+    def refuse_bot(self, channel_id: int, refuse: bool = True, *, permissions: int = SEND_MESSAGES) -> None:
+        """What a server's admin does in a channel's settings: a member overwrite that denies the bot
+        `permissions` there (without Send Messages, Discord answers its posts 403 Missing Permissions,
+        50013; without View Channel, 403 Missing Access, 50001). `refuse=False` removes the overwrite.
+        A connected bot gets CHANNEL_UPDATE, as Discord sends on every change to overwrites."""
+        channel = self._text_channel(channel_id)
+        channel.overwrites = [o for o in channel.overwrites if o["id"] != str(self.bot_user_id)]
+        if refuse:
+            channel.overwrites.append(overwrite_json(self.bot_user_id, member=True, deny=permissions))
+        if self._ready:
+            self._spawn(self._dispatch("CHANNEL_UPDATE", channel.to_json()))
+
+    def permissions_in(self, channel_id: int, user_id: int) -> int:
+        """A member's (or the bot's) permissions in a server's channel, overwrites applied."""
+        channel = self._text_channel(channel_id)
+        guild = self._guild(channel.guild_id)
+        if user_id == self.bot_user_id:
+            base, roles = BOT_PERMISSIONS, set[int]()
+        else:
+            member = guild.members[user_id]
+            role_id = self._role_for(guild, member.permissions)
+            base, roles = DEFAULT_MEMBER_PERMISSIONS | member.permissions, {role_id} if role_id else set()
+        return channel_permissions(base, channel.overwrites, guild_id=guild.id, role_ids=roles, member_id=user_id)
 
     def refuse_dms(self, user_id: int, refuse: bool = True) -> None:
         if refuse:
@@ -367,7 +422,8 @@ class DiscordStandIn:
             "data": data,
             "token": token,
             "version": 1,
-            "app_permissions": str(BOT_PERMISSIONS),
+            "app_permissions": str(BOT_PERMISSIONS if in_dm else self.permissions_in(
+                self._guild(member.guild_id).channel_id, self.bot_user_id)),
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
@@ -396,7 +452,7 @@ class DiscordStandIn:
                 guild={"id": str(guild.id), "locale": "en-US", "features": []},
                 guild_locale="en-US",
                 channel_id=str(channel_id),
-                channel=text_channel_json(channel_id, guild.id, "general"),
+                channel=guild.channels[channel_id].to_json(),
                 member=member_data,
                 context=0,
                 authorizing_integration_owners={"0": str(guild.id)},
@@ -497,7 +553,7 @@ class DiscordStandIn:
             + [role_json(r, f"perms-{p}", p) for p, r in guild.roles.items()],
             "emojis": [],
             "stickers": [],
-            "channels": [text_channel_json(guild.channel_id, guild.id, "general")],
+            "channels": [channel.to_json() for channel in guild.channels.values()],
             "threads": [],
             "members": members,
             "member_count": len(guild.members) + 1,
@@ -1076,10 +1132,19 @@ class DiscordStandIn:
 
     # -- channels and DMs ------------------------------------------------------------------------
 
+    def _text_channel(self, channel_id: int) -> StandInChannel:
+        for guild in self.guilds.values():
+            channel = guild.channels.get(channel_id)
+            if channel is not None:
+                return channel
+        raise StandInError(f"no text channel {channel_id} in the stand-in's servers")
+
     def _channel(self, channel_id: int) -> tuple[JSON, int | None]:
         for guild in self.guilds.values():
-            if guild.channel_id == channel_id:
-                return text_channel_json(channel_id, guild.id, "general"), guild.id
+            if channel_id in guild.channels:
+                if not self.permissions_in(channel_id, self.bot_user_id) & VIEW_CHANNEL:
+                    raise DiscordApiError(403, 50001, "Missing Access")
+                return guild.channels[channel_id].to_json(), guild.id
         user_id = self._dm_recipients.get(channel_id)
         if user_id is not None:
             return dm_channel_json(channel_id, self.users[user_id]), None
@@ -1106,6 +1171,8 @@ class DiscordStandIn:
         recipient = self._dm_recipients.get(channel_id)
         if recipient is not None and recipient in self._refused_dms:
             raise DiscordApiError(403, 50007, "Cannot send messages to this user")
+        if guild_id is not None and not self.permissions_in(channel_id, self.bot_user_id) & SEND_MESSAGES:
+            raise DiscordApiError(403, 50013, "Missing Permissions")
         body, files = await self._read_body(request)
         body["flags"] = int(body.get("flags") or 0) & ~EPHEMERAL_FLAG
         message = self._new_message(channel_id, guild_id, body, files, webhook=False)

@@ -11,6 +11,7 @@ from bot.sandbox.discord_payloads import (
     COMPONENTS_V2_FLAG,
     EPHEMERAL_FLAG,
     JSON,
+    VIEW_CHANNEL,
     InteractionRecord,
     StoredAttachment,
     StoredMessage,
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["Attachment", "CommandNotAvailable", "Member", "Message", "Reply"]
 
 # Application command option types.
-SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, USER = 1, 2, 3, 4, 5, 6
+SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, USER, CHANNEL = 1, 2, 3, 4, 5, 6, 7
 NUMBER, ATTACHMENT = 10, 11
+GUILD_TEXT = 0
 
 
 class CommandNotAvailable(LookupError):
@@ -53,6 +55,14 @@ def _buttons(components: list[JSON]) -> list[JSON]:
         for c in walk_components(components)
         if c.get("type") == 2
     ]
+
+
+def partial_channel(channel: JSON, permissions: int) -> JSON:
+    """A channel as an interaction's resolved data carries it: a partial channel with the invoking member's
+    permissions in it (Discord's "Resolved Data Structure")."""
+    keep = ("id", "name", "type", "guild_id", "parent_id", "position", "topic", "nsfw", "last_message_id",
+            "rate_limit_per_user", "flags")
+    return {**{k: channel[k] for k in keep if k in channel}, "permissions": str(permissions)}
 
 
 def _text(message: StoredMessage) -> str:
@@ -502,6 +512,24 @@ class Member:
                 member.pop("user")
                 resolved.setdefault("members", {})[str(value.id)] = member
             return str(value.id)
+        elif kind == CHANNEL:
+            # Discord's picker offers the channels of the member's own server that they can see, of the
+            # option's channel_types; the interaction carries the partial channel with their permissions in it.
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise wrong("a channel id (an int)")
+            guild = self._standin.guilds.get(self.guild_id)
+            channel = guild.channels.get(value) if guild else None
+            if channel is None:
+                raise CommandNotAvailable(f"/{path} option {name!r}: Discord offers only the channels of "
+                                          f"{self.username}'s server, and {value} is not one of them")
+            allowed = spec.get("channel_types")
+            if allowed and GUILD_TEXT not in allowed:
+                raise wrong(f"a channel of types {allowed}")
+            permissions = self._standin.permissions_in(value, self.id)
+            if not permissions & VIEW_CHANNEL:
+                raise CommandNotAvailable(f"{self.username} cannot see channel {value}, so Discord does not offer it")
+            resolved.setdefault("channels", {})[str(value)] = partial_channel(channel.to_json(), permissions)
+            return str(value)
         elif kind == ATTACHMENT:
             if not isinstance(value, Attachment):
                 raise wrong("an Attachment")
