@@ -9,7 +9,10 @@ those out and says so at the end; under CI (CI=true), or when PostgreSQL was ask
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +21,8 @@ import pytest
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member
 from bot.sandbox.postgres import ThrowawayPostgres, unavailable_reason
+
+STUCK_AFTER = float(os.environ.get("MUTEBOT_STUCK_AFTER", "200"))  # seconds; pyproject.toml's pytest timeout ends the test a little later
 
 # Every end-to-end test also checks what the bot sends Discord, against Discord's vendored spec: required.
 Sandbox.check_discord_requests = True
@@ -120,3 +125,23 @@ def bob(sandbox: Sandbox) -> Member:
 @pytest.fixture
 def mod(sandbox: Sandbox) -> Member:
     return sandbox.member("mod", moderator=True)
+
+
+@pytest.fixture(autouse=True)
+async def _tasks_shown_if_stuck() -> AsyncIterator[None]:
+    """A test still running after STUCK_AFTER seconds prints where each of its asyncio tasks waits: the thread
+    dump pytest-timeout gives shows only the idle event loop."""
+    loop = asyncio.get_running_loop()
+
+    def show() -> None:
+        print(f"\n--- still running after {STUCK_AFTER:.0f} s; asyncio tasks:", file=sys.__stderr__)
+        for task in asyncio.all_tasks(loop):
+            task.print_stack(file=sys.__stderr__)
+
+    timer = threading.Timer(STUCK_AFTER, lambda: loop.call_soon_threadsafe(show))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
