@@ -22,7 +22,8 @@ from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member
 from bot.sandbox.postgres import ThrowawayPostgres, unavailable_reason
 
-STUCK_AFTER = float(os.environ.get("MUTEBOT_STUCK_AFTER", "200"))  # seconds; pyproject.toml's pytest timeout ends the test a little later
+# Seconds; pyproject.toml's pytest timeout ends the test a little later.
+STUCK_AFTER = float(os.environ.get("MUTEBOT_STUCK_AFTER", "200"))
 
 # Every end-to-end test also checks what the bot sends Discord, against Discord's vendored spec: required.
 Sandbox.check_discord_requests = True
