@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from bot.accounts import LIKES_SCOPE, AccountService, Credentials
 from bot.errors import MutebotError
+from bot.modlog import ListChange, ModLog
 from bot.mutelists import MAX_REASON, GuildMembership, MuteLists, Target
 from bot.store import Stores
 from bot.store.captures import CapturedAccount, PendingCapture
@@ -119,7 +120,7 @@ class CaptureAdded:
 class CaptureService:
     def __init__(
         self, stores: Stores, accounts: AccountService, lists: MuteLists, x: XClient, *, members: GuildMembership,
-        clock: Callable[[], float] = time.time,
+        modlog: ModLog, clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = stores.db
         self.store = stores.captures
@@ -130,6 +131,7 @@ class CaptureService:
         self.lists = lists
         self.x = x
         self.members = members
+        self.modlog = modlog
         self.clock = clock
 
     # -- reading a post ---------------------------------------------------------------------------
@@ -302,6 +304,8 @@ class CaptureService:
             queued, jobs = await self.lists.follow_additions(batch, mute_list.id,
                                                            [Target(a.x_user_id, a.username) for a in new])
         await self.lists.queue.settle_jobs(jobs)
+        self.modlog.announce(ListChange("capture", capture.guild_id, actor, mute_list.name, len(new),
+                                        post_url=capture.post_url))
         already = sum(1 for a in accounts if a.x_user_id in existing)
         return CaptureAdded(mute_list, capture.post_url, len(new), already,
                             sum(1 for a in accounts if a.x_user_id in protected and a.x_user_id not in existing),

@@ -54,6 +54,11 @@ class NotModerator(MutebotError):
         super().__init__("Only moderators (members with the Manage Server permission) can change mute lists.")
 
 
+class ChannelElsewhere(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("That channel is not one of this server's text channels; pick one of this server's.")
+
+
 class GuildOnly(MutebotError):
     def __init__(self) -> None:
         super().__init__("This command works inside a server, not in DMs.")

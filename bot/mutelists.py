@@ -15,6 +15,7 @@ from typing import Protocol
 from bot.accounts import AccountService, LinkedAccount
 from bot.directory import UserDirectory
 from bot.errors import MutebotError
+from bot.modlog import ListChange, ModLog
 from bot.mutes import MuteService
 from bot.queue import ActionQueue
 from bot.store import Stores
@@ -135,7 +136,7 @@ class GuildMembership(Protocol):
 class MuteLists:
     def __init__(
         self, stores: Stores, accounts: AccountService, directory: UserDirectory, mutes: MuteService,
-        queue: ActionQueue, *, members: GuildMembership, clock: Callable[[], float] = time.time,
+        queue: ActionQueue, *, members: GuildMembership, modlog: ModLog, clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = stores.db
         self.store = stores.lists
@@ -147,6 +148,7 @@ class MuteLists:
         self.mutes = mutes
         self.queue = queue
         self.members = members
+        self.modlog = modlog  # told of every change once it committed
         self.clock = clock
 
     # -- reading --------------------------------------------------------------------------------------
@@ -206,18 +208,22 @@ class MuteLists:
             raise MutebotError(
                 f"This server already has a list called `{exc.existing}` (names ignore case)."
             ) from None
-        return await self.by_id(guild_id, list_id)
+        created = await self.by_id(guild_id, list_id)
+        self.modlog.announce(ListChange("create", guild_id, actor, created.name))
+        return created
 
     async def delete(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, list[int], int]:
         """Delete a list, cancelling its pending actions; returns (list, subscribers to tell, cancelled)."""
         mute_list = await self.get(guild_id, name)
         async with self.db.transaction() as batch:
             subscribers = await self.store.subscribers(mute_list.id)
+            entries = await self.store.entry_count(mute_list.id)
             cancelled, jobs = await self.queue.cancel_for_list(mute_list.id, outcome="the list was deleted")
             self.store.delete(batch, mute_list.id)
             self.store.audit(batch, guild_id, actor, "delete", mute_list.id, self.clock(), name=mute_list.name,
                              cancelled=cancelled, subscribers=len(subscribers))
         await self.queue.settle_jobs(jobs, cancelled=True)
+        self.modlog.announce(ListChange("delete", guild_id, actor, mute_list.name, entries))
         return mute_list, subscribers, cancelled
 
     async def linked_moderator(self, actor: int) -> LinkedAccount:
@@ -255,11 +261,20 @@ class MuteLists:
             if added:
                 queued, jobs = await self.follow_additions(batch, mute_list.id, [Target(user.id, user.username)])
         await self.queue.settle_jobs(jobs)
+        if added or reason:
+            self.modlog.announce(ListChange("add" if added else "update", guild_id, actor, mute_list.name, 1,
+                                            user.username))
         return mute_list, user, added, queued
 
     async def remove(self, guild_id: int, actor: int, name: str, username: str) -> tuple[MuteList, ListEntry, int]:
         """Remove an entry (by username as listed, or by id); subscribers for whom this list was the only
         reason get an unmute. Returns (list, entry, unmutes queued)."""
+        mute_list, entry, queued = await self._remove(guild_id, actor, name, username)
+        self.modlog.announce(ListChange("remove", guild_id, actor, mute_list.name, 1,
+                                        entry.username or entry.x_user_id))
+        return mute_list, entry, queued
+
+    async def _remove(self, guild_id: int, actor: int, name: str, username: str) -> tuple[MuteList, ListEntry, int]:
         mute_list = await self.get(guild_id, name)
         text = username.strip()
         if _X_ID.match(text):
@@ -376,6 +391,8 @@ class MuteLists:
             report.queued_for, jobs = await self.follow_additions(batch, mute_list.id,
                                                                   [Target(u.id, u.username) for u in new])
         await self.queue.settle_jobs(jobs)
+        self.modlog.announce(ListChange("import", guild_id, actor, mute_list.name, report.added,
+                                        already=report.already, problems=len(report.problems)))
         return mute_list, report
 
     async def publish(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, int, int, int]:
@@ -395,6 +412,8 @@ class MuteLists:
                              already=len(mine) - len(new))
             queued, jobs = await self.follow_additions(batch, mute_list.id, new)
         await self.queue.settle_jobs(jobs)
+        self.modlog.announce(ListChange("publish", guild_id, actor, mute_list.name, len(new),
+                                        already=len(mine) - len(new)))
         return mute_list, len(new), len(mine) - len(new), queued
 
     # -- protected accounts ------------------------------------------------------------------------------
@@ -411,8 +430,9 @@ class MuteLists:
                              username=user.username)
         removed: list[tuple[str, int]] = []
         for _, list_name in await self.store.guild_entries(guild_id, user.id):
-            mute_list, _, queued = await self.remove(guild_id, actor, list_name, user.id)
+            mute_list, _, queued = await self._remove(guild_id, actor, list_name, user.id)
             removed.append((mute_list.name, queued))
+        self.modlog.announce(ListChange("protect", guild_id, actor, None, len(removed), user.username))
         return user, removed
 
     async def unprotect(self, guild_id: int, actor: int, username: str) -> str:
@@ -425,6 +445,7 @@ class MuteLists:
         async with self.db.batch() as batch:
             self.store.audit(batch, guild_id, actor, "unprotect", None, self.clock(), x_user_id=found.x_user_id,
                              username=found.username)
+        self.modlog.announce(ListChange("unprotect", guild_id, actor, None, 1, found.username))
         return found.username
 
     async def _refuse_protected(self, guild_id: int, user: XUser) -> None:

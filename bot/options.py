@@ -7,6 +7,7 @@ from discord import app_commands
 
 from bot.durations import MAX_INPUT as MAX_DURATION_INPUT
 from bot.durations import parse_duration
+from bot.errors import ChannelElsewhere
 from bot.usernames import Username, normalize_username
 
 MAX_USERNAME_INPUT = 200  # a profile link with a query string fits; anything longer is not a username
@@ -52,3 +53,27 @@ class DurationTransformer(app_commands.Transformer):
 
 
 DurationOption = app_commands.Transform[int, DurationTransformer]
+
+
+class ServerTextChannelTransformer(app_commands.Transformer):
+    """A text channel of the server the command runs in. Discord's picker offers only those, but the
+    interaction is checked all the same: a channel of another server (or one mutebot was never told of) is
+    refused in words (ChannelElsewhere), before anything else runs."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return [discord.ChannelType.text, discord.ChannelType.news]
+
+    async def transform(self, interaction: discord.Interaction, value: app_commands.AppCommandChannel
+                        ) -> discord.TextChannel:
+        channel = interaction.guild.get_channel(value.id) if interaction.guild is not None else None
+        if not isinstance(channel, discord.TextChannel) or channel.guild.id != interaction.guild_id:
+            raise ChannelElsewhere()
+        return channel
+
+
+ServerTextChannelOption = app_commands.Transform[discord.TextChannel, ServerTextChannelTransformer]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -11,6 +12,9 @@ from discord import app_commands
 from bot.errors import GuildOnly, MutebotError, NotModerator, describe
 from bot.usernames import InvalidUsername
 from bot.x_client import XError, XUser
+
+if TYPE_CHECKING:
+    from bot.modlog import ListChange
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,51 @@ def account_embed(
     if user.profile_image_url:
         embed.set_thumbnail(url=user.profile_image_url)
     return embed
+
+
+def modlog_line(change: ListChange) -> str:
+    """The moderation log's line for a change: who, what, how many, and on which list."""
+    who = f"<@{change.actor}>"
+    shown = code_span(change.list_name or "")
+    account = code_span(f"@{change.username}") if change.username else "an account"
+    kind = change.kind
+    if kind == "create":
+        return f"{who} created the list {shown} ({counted(0, 'account')})."
+    if kind == "delete":
+        return f"{who} deleted the list {shown}, which held {counted(change.count, 'account')}."
+    if kind == "add":
+        return f"{who} added {counted(change.count, 'account')} to {shown}: {account}."
+    if kind == "update":
+        return f"{who} changed the reason of {account} on {shown}."
+    if kind == "remove":
+        return f"{who} removed {counted(change.count, 'account')} from {shown}: {account}."
+    if kind == "import":
+        return (f"{who} imported {counted(change.count, 'account')} into {shown} ({change.already} already on it, "
+                f"{counted(change.problems, 'row')} not usable).")
+    if kind == "capture":
+        return (f"{who} captured {counted(change.count, 'account')} into {shown} from the post "
+                f"<{change.post_url}>.")
+    if kind == "publish":
+        return (f"{who} published {counted(change.count, 'account')} of their own X mutes to {shown} "
+                f"({change.already} already on it).")
+    if kind == "protect":
+        return (f"{who} protected {account}: no list of this server may hold it; taken off "
+                f"{counted(change.count, 'list')}.")
+    if kind == "unprotect":
+        return f"{who} lifted the protection of {account}; lists of this server may hold it again."
+    if kind == "modlog":
+        return f"{who} made this channel the moderation log: every change to this server's mute lists shows here."
+    return f"{who} stopped the moderation log: changes to this server's mute lists no longer show here."
+
+
+def modlog_refused(channel_id: int, gone: bool) -> str:
+    """The DM to the moderator whose change could not be announced (sent once, until a post works again)."""
+    why = ("that channel no longer exists. Pick another channel" if gone else
+           "mutebot is not allowed to post there (it needs View Channel and Send Messages in that channel). Give "
+           "mutebot those permissions there, or pick another channel")
+    return (f"Your change to the server's mute lists was made, but it could not be announced in the moderation "
+            f"log <#{channel_id}>: {why} with `/mutelist modlog channel:`; `/mutelist modlog` without a channel "
+            "stops announcing. You will not be told again until announcing works.")
 
 
 def error_embed(message: str) -> discord.Embed:

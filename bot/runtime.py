@@ -27,6 +27,7 @@ from bot.directory import UserDirectory
 from bot.discord_endpoints import point_discord_py_at
 from bot.membership import DiscordMembership
 from bot.metrics import Metrics
+from bot.modlog import ModLog
 from bot.mutelists import MuteLists
 from bot.mutes import MuteService
 from bot.paginator import PageButton
@@ -65,6 +66,7 @@ class Services:
     lists: MuteLists
     timers: MuteTimers
     captures: CaptureService
+    modlog: ModLog
 
 
 class MuteBot(commands.Bot):
@@ -133,11 +135,13 @@ class MuteBot(commands.Bot):
         queue = ActionQueue(stores, accounts, mutes, x, clock=self.clock)
         queue.reporter = DiscordProgress(self, self.dm, clock=self.clock)
         membership = DiscordMembership(self, clock=self.clock)
-        lists = MuteLists(stores, accounts, directory, mutes, queue, members=membership, clock=self.clock)
+        modlog = ModLog(stores, self, self.dm, clock=self.clock)
+        lists = MuteLists(stores, accounts, directory, mutes, queue, members=membership, modlog=modlog,
+                          clock=self.clock)
         timers = MuteTimers(stores, schedule, queue, clock=self.clock)
-        captures = CaptureService(stores, accounts, lists, x, members=membership, clock=self.clock)
+        captures = CaptureService(stores, accounts, lists, x, members=membership, modlog=modlog, clock=self.clock)
         self._services = Services(settings, stores, db, vault, x, directory, accounts, mutes, queue, lists, timers,
-                                  captures)
+                                  captures, modlog)
 
         for name in self.extension_names:
             try:
@@ -165,6 +169,7 @@ class MuteBot(commands.Bot):
         self.start_task("retention", self._retention)
         self.start_task("action-queue", queue.run)
         self.start_task("mute-timers", timers.run)
+        self.start_task("modlog", modlog.run)
 
     def start_task(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A background loop that is restarted after an error and cancelled on shutdown."""

@@ -20,7 +20,7 @@ from bot.capture_view import (
 )
 from bot.errors import GuildOnly, MutebotError, NotModerator
 from bot.mutelists import MAX_IMPORT_BYTES, ImportReport, ImportTooLarge
-from bot.options import UsernameOption
+from bot.options import ServerTextChannelOption, UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
 from bot.progress import DiscordProgress
 from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, code_span, counted, send_ephemeral
@@ -227,6 +227,31 @@ class MuteListCommands(commands.Cog):
         await send_ephemeral(interaction, embed=discord.Embed(
             title="Protection lifted", colour=COLOUR_INFO,
             description=f"@{name} is no longer protected; lists of this server may hold it again."))
+
+    @mutelist.command(name="modlog", description="Announce every change to this server's lists in a channel; "
+                      "without one, stop (moderators)")
+    @app_commands.describe(channel="The text channel to announce in; leave it out to stop announcing")
+    @app_commands.default_permissions(manage_guild=True)
+    async def modlog(self, interaction: discord.Interaction, channel: ServerTextChannelOption | None = None) -> None:
+        guild_id = _moderator(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        modlog = self.bot.services.modlog
+        if channel is None:
+            stopped = await modlog.stop(guild_id, interaction.user.id)
+            text = (f"Changes to this server's lists are no longer announced in <#{stopped}>." if stopped else
+                    "Changes to this server's lists were not being announced anywhere; nothing changed.")
+            await send_ephemeral(interaction, embed=discord.Embed(title="Moderation log stopped", colour=COLOUR_INFO,
+                                                                  description=text))
+            return
+        result = await modlog.set_channel(guild_id, interaction.user.id, channel)
+        text = (f"Every change to this server's lists (create, delete, add, remove, import, capture, publish, "
+                f"protect, unprotect) is announced in <#{result.channel_id}> from now on, naming who made it.")
+        if result.missing:
+            text += (f"\n**mutebot cannot post there yet**: it lacks {' and '.join(result.missing)} in that channel. "
+                     "Give mutebot those permissions there (the channel's settings → Permissions); announcements "
+                     "start as soon as it can. You will not be told again.")
+        await send_ephemeral(interaction, embed=discord.Embed(
+            title="Moderation log set", colour=COLOUR_ERROR if result.missing else COLOUR_OK, description=text))
 
     async def capture_button(self, interaction: discord.Interaction, capture_id: int, action: str) -> discord.Embed:
         captures = self.bot.services.captures
