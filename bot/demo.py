@@ -223,6 +223,19 @@ async def journey(demo: Demo) -> None:
         p.line("  X › @user20 (bob) now mutes @user46")
         await demo.slash(mod, "mutelist export", name="spam")
 
+    async def capture() -> None:
+        trolls = [f"troll{i}" for i in range(1, 11)]
+        post = x.seed_post("loudmouth", repliers=trolls[:6], quoters=trolls[3:7], reposters=trolls[7:9],
+                           likers=[trolls[0], trolls[9], "user20"])
+        p.line("  (meanwhile on X, a pile-on: @loudmouth's post draws replies, quotes, reposts and likes, one of "
+               "them from @user20, bob's own account)")
+        reply = await demo.slash(mod, "mutelist capture", name="spam",
+                                 post=f"https://x.com/loudmouth/status/{post.id}", reason="pile-on")
+        expect("Capture preview: 11 accounts to add" in str(reply.embeds), "the preview does not offer 11 accounts")
+        expect("1 linked by members of this server" in str(reply.embeds), "bob's own account was not left out")
+        reply = await demo.click(mod, reply, "Add")
+        expect("Capture added" in str(reply.embeds), "the capture was not added")
+
     async def unlink() -> None:
         await demo.slash(alice, "unlink")
         reply = await demo.slash(alice, "status")
@@ -235,6 +248,7 @@ async def journey(demo: Demo) -> None:
         ("A moderator builds a shared list: create, import a CSV, publish their own mutes", moderator),
         ("A second member subscribes and watches the queue work through X's rate limit", subscriber),
         ("The moderator adds an entry; the subscriber receives it", addition),
+        ("A pile-on on X: the moderator captures who took part, previews it, and adds it", capture),
         ("The first member unlinks", unlink),
     ]
     for number, (title, step) in enumerate(steps, start=1):

@@ -18,7 +18,8 @@ def test_demo_runs_the_whole_journey(tmp_path: Path) -> None:
     out = result.stdout
     assert "✓ every step behaved as expected" in out
     for seen in ("Linked @user1", "Muted on X", "Page 2 of 3", "Import finished", "line 63: `not valid!`",
-                 "[██████████] 100%", "now mutes @user46", "X account unlinked"):
+                 "[██████████] 100%", "now mutes @user46", "Capture preview: 11 accounts to add",
+                 "1 linked by members of this server", "presses [Add]", "Capture added", "X account unlinked"):
         assert seen in out, seen
     assert "Traceback" not in out + result.stderr
     # Printed as Discord shows it: a code span's contents literally, so an escape there would show here too.
