@@ -19,6 +19,7 @@ from bot.mutes import MuteService
 from bot.store import Stores
 from bot.store.database import Batch, Pending
 from bot.store.queue import FINISHED, PAUSE_RELINK, PAUSE_USAGE_CAP, ActionRow, QueuedTarget
+from bot.waiting import wait_for_event
 from bot.x_client import (
     UserAuth,
     XClient,
@@ -249,8 +250,7 @@ class ActionQueue:
         self.poke()
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout=seconds)
+        await wait_for_event(self.wake, seconds)
 
     async def _due_members(self) -> list[tuple[int, str, float]]:
         """Members with pending work and a usable link, each with when their next send may go out."""

@@ -37,6 +37,7 @@ from bot.replies import COLOUR_OK, account_embed, counted, report_error
 from bot.store import Database, Stores
 from bot.timers import MuteTimers, TimerSchedule
 from bot.vault import TokenVault
+from bot.waiting import wait_for_event
 from bot.web import WebServer, build_app
 from bot.x_client import XClient, XUser
 
@@ -418,8 +419,7 @@ async def serve(settings: Settings, stop: asyncio.Event, bot: MuteBot | None = N
         delay = retry_delay(attempt)
         log.warning("Discord is not reachable at %s (%s); retrying in %.0f s (attempt %d)",
                     settings.discord_api_base, reason, delay, attempt)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay)
+        await wait_for_event(stop, delay)
         if stop.is_set():
             log.info("shutting down")
             return 0

@@ -9,7 +9,6 @@ queue within X's limits. The member hears about each batch in one message (the j
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from bot.replies import counted
 from bot.store import Stores
 from bot.store.database import Batch
 from bot.store.queue import QueuedTarget
+from bot.waiting import wait_for_event
 
 if TYPE_CHECKING:  # the queue imports the mute service, which imports the schedule from here
     from bot.queue import ActionQueue
@@ -74,8 +74,7 @@ class MuteTimers:
             self.rounds += 1
             due = await self.store.next_due()
             delay = self.idle if due is None else max(0.0, due - self.clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.schedule.wake.wait(), timeout=min(delay, self.idle))
+            await wait_for_event(self.schedule.wake, min(delay, self.idle))
 
     async def fire_due(self) -> int:
         fired = 0
