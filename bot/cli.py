@@ -73,6 +73,7 @@ def _check() -> int:
     print(f"  encryption:    {counted(len(settings.token_encryption_keys), 'key')}")
     metrics = f"http://{settings.web_host}:{settings.metrics_port}/metrics" if settings.metrics_port else "off"
     print(f"  metrics:       {metrics}")
+    print(f"  shards:        {settings.shards_shown}")
     return 0
 
 

@@ -93,6 +93,16 @@ class Settings:
     x_mute_api: Literal["v2", "v1.1"] = "v2"
     metrics_port: int | None = None
     database_url: Secret | None = None  # PostgreSQL instead of the file at database_path; may hold a password
+    shard_count: int | None = None  # None: Discord's recommended count (GET /gateway/bot)
+    shard_ids: tuple[int, ...] | None = None  # None: every shard of shard_count, in this process
+
+    @property
+    def shards_shown(self) -> str:
+        """The shards this process runs, fit to print."""
+        if self.shard_count is None:
+            return "all, as many as Discord recommends"
+        ids = self.shard_ids if self.shard_ids is not None else tuple(range(self.shard_count))
+        return f"{', '.join(map(str, ids))} of {self.shard_count}"
 
     @property
     def database(self) -> str:
@@ -168,6 +178,34 @@ def _database_url_problem(url: str) -> str | None:
     if not parts.path.strip("/"):
         return "DATABASE_URL: names no database; end it with /dbname"
     return None
+
+
+def _shards(
+    problems: list[str], raw_count: str | None, raw_ids: str | None
+) -> tuple[int | None, tuple[int, ...] | None]:
+    """SHARD_COUNT and SHARD_IDS, each problem naming its variable."""
+    count: int | None = None
+    if raw_count is not None:
+        if not raw_count.isdigit() or int(raw_count) < 1:
+            problems.append("SHARD_COUNT: must be a whole number of shards, 1 or more (or unset: Discord's "
+                            "recommended count)")
+        else:
+            count = int(raw_count)
+    if raw_ids is None:
+        return count, None
+    parts = [part.strip() for part in raw_ids.split(",")]
+    if not all(part.isdigit() for part in parts):
+        problems.append("SHARD_IDS: must be shard numbers separated by commas, e.g. 0,1")
+        return count, None
+    ids = tuple(int(part) for part in parts)
+    if raw_count is None:
+        problems.append("SHARD_IDS: needs SHARD_COUNT, the number of shards across every process")
+    elif count is not None and (outside := [i for i in ids if i >= count]):
+        problems.append(f"SHARD_IDS: shard {outside[0]} does not exist with SHARD_COUNT={count}; shards are "
+                        f"numbered 0 to {count - 1}")
+    if len(set(ids)) != len(ids):
+        problems.append("SHARD_IDS: names a shard twice")
+    return count, tuple(sorted(set(ids)))
 
 
 def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Settings:
@@ -262,6 +300,8 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
         else:
             metrics_port = int(raw_metrics_port)
 
+    shard_count, shard_ids = _shards(problems, get("SHARD_COUNT"), get("SHARD_IDS"))
+
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
         problems.append(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}")
@@ -296,4 +336,6 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
         x_mute_api="v1.1" if x_mute_api == "v1.1" else "v2",
         metrics_port=metrics_port,
         database_url=Secret(database_url) if database_url else None,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )

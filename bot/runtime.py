@@ -1,4 +1,4 @@
-"""MuteBot, the one `commands.Bot` subclass: start-up, isolated cog loading, command sync, errors, shutdown."""
+"""MuteBot, the one `commands.AutoShardedBot` subclass: start-up, cog loading, command sync, errors, shutdown."""
 
 from __future__ import annotations
 
@@ -70,7 +70,11 @@ class Services:
     modlog: ModLog
 
 
-class MuteBot(commands.Bot):
+class MuteBot(commands.AutoShardedBot):
+    """The shards SHARD_COUNT and SHARD_IDS name (unset: as many as Discord recommends, all here); whichever
+    process runs a server's shard gets its interactions, while every process's queue serves the shared
+    database."""
+
     def __init__(
         self,
         settings: Settings,
@@ -85,6 +89,7 @@ class MuteBot(commands.Bot):
         # Only counted when served: the hooks cost little, but /mute is measured against a bare floor.
         self.metrics: Metrics | None = Metrics(clock=clock) if settings.metrics_port else None
         traced: dict[str, Any] = {"http_trace": self.metrics.discord_trace()} if self.metrics else {}
+        shard_ids: dict[str, Any] = {} if settings.shard_ids is None else {"shard_ids": list(settings.shard_ids)}
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -94,6 +99,8 @@ class MuteBot(commands.Bot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             max_messages=None,
             guild_ready_timeout=guild_ready_timeout,
+            shard_count=settings.shard_count,
+            **shard_ids,
             **traced,
         )
         self.settings = settings

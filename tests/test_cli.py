@@ -95,6 +95,19 @@ def test_check_names_database_path_in_a_missing_directory(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
 
 
+def test_check_prints_the_shards_and_refuses_a_shard_that_does_not_exist(tmp_path: Path) -> None:
+    env = {"DISCORD_TOKEN": "t", "X_CLIENT_ID": "c", "PUBLIC_BASE_URL": "https://bot.example",
+           "TOKEN_ENCRYPTION_KEY": TokenVault.generate_key(), "DATABASE_PATH": str(tmp_path / "m.sqlite3"),
+           "SHARD_COUNT": "4", "SHARD_IDS": "2,3"}
+    result = mutebot("check", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "  shards:        2, 3 of 4\n" in result.stdout
+    result = mutebot("check", cwd=tmp_path, env={**env, "SHARD_IDS": "3,4"})
+    assert result.returncode == 2
+    assert ("  - SHARD_IDS: shard 4 does not exist with SHARD_COUNT=4; shards are numbered 0 to 3\n"
+            in result.stderr)
+
+
 def test_version(tmp_path: Path) -> None:
     result = mutebot("--version", cwd=tmp_path)
     assert result.returncode == 0

@@ -134,3 +134,31 @@ def test_every_variable_read_is_in_env_example_and_the_readme() -> None:
     readme = set(re.findall(r"`([A-Z][A-Z_]+)`", (root / "README.md").read_text()))
     assert read - example == set(), "missing from .env.example"
     assert read - readme == set(), "missing from the README's configuration table"
+
+
+def test_shards_unset_means_discords_recommendation_all_here() -> None:
+    unset = settings({})
+    assert (unset.shard_count, unset.shard_ids) == (None, None)
+    assert unset.shards_shown == "all, as many as Discord recommends"
+
+
+def test_shard_count_alone_runs_every_shard_here_and_ids_pick_some() -> None:
+    assert settings({"SHARD_COUNT": "4"}).shards_shown == "0, 1, 2, 3 of 4"
+    picked = settings({"SHARD_COUNT": "4", "SHARD_IDS": " 3, 1 "})
+    assert (picked.shard_count, picked.shard_ids) == (4, (1, 3))
+
+
+@pytest.mark.parametrize(("env", "problem"), [
+    ({"SHARD_COUNT": "0"}, "SHARD_COUNT: must be a whole number of shards, 1 or more (or unset: Discord's "
+                           "recommended count)"),
+    ({"SHARD_COUNT": "two"}, "SHARD_COUNT: must be a whole number of shards, 1 or more (or unset: Discord's "
+                             "recommended count)"),
+    ({"SHARD_IDS": "0"}, "SHARD_IDS: needs SHARD_COUNT, the number of shards across every process"),
+    ({"SHARD_COUNT": "2", "SHARD_IDS": "0-1"}, "SHARD_IDS: must be shard numbers separated by commas, e.g. 0,1"),
+    ({"SHARD_COUNT": "2", "SHARD_IDS": "0,,1"}, "SHARD_IDS: must be shard numbers separated by commas, e.g. 0,1"),
+    ({"SHARD_COUNT": "2", "SHARD_IDS": "1,2"},
+     "SHARD_IDS: shard 2 does not exist with SHARD_COUNT=2; shards are numbered 0 to 1"),
+    ({"SHARD_COUNT": "2", "SHARD_IDS": "1,1"}, "SHARD_IDS: names a shard twice"),
+])
+def test_shard_mistakes_name_their_variable(env: dict[str, str], problem: str) -> None:
+    assert problems(env) == [problem]

@@ -95,6 +95,27 @@ class StandInGuild:
     channels: dict[int, StandInChannel] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class GatewaySession:
+    """One gateway connection: a shard, as IDENTIFY named it (`[shard_id, shard_count]`, or shard 0 of 1),
+    and what a RESUME of it replays."""
+
+    shard_id: int
+    shard_count: int
+    session_id: str
+    intents: int
+    ws: web.WebSocketResponse | None
+    seq: int = 0
+    sent: list[JSON] = dataclasses.field(default_factory=list)
+    ready: bool = False
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Discord's rule: a guild's events go to shard (guild_id >> 22) % num_shards; DMs to shard 0."""
+        if guild_id is None:
+            return self.shard_id == 0
+        return (guild_id >> 22) % self.shard_count == self.shard_id
+
+
 class DiscordApiError(Exception):
     """Raised inside a route to answer with Discord's error JSON."""
 
@@ -145,6 +166,7 @@ class DiscordStandIn:
         self.commands: dict[int | None, list[JSON]] = {None: []}
         self.command_writes = 0
         self.identifies = 0
+        self.shard_count = 1  # what GET /gateway/bot recommends
         self.resumes = 0
         self.requests: list[tuple[str, str]] = []
         self.unknown_requests: list[tuple[str, str]] = []
@@ -165,12 +187,7 @@ class DiscordStandIn:
 
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
-        self._ws: web.WebSocketResponse | None = None
-        self._session_id: str | None = None
-        self._seq = 0
-        self._sent: list[JSON] = []
-        self._intents = 0
-        self._ready = False
+        self._sessions: dict[int, GatewaySession] = {}  # by shard id
         self._send_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -209,16 +226,22 @@ class DiscordStandIn:
 
     # -- the world the bot lives in ----------------------------------------------------------------
 
-    def add_guild(self, name: str = "Test Guild") -> int:
-        guild = StandInGuild(id=snowflake(), name=name, channel_id=snowflake(), joined_at=iso_now())
+    def add_guild(self, name: str = "Test Guild", *, shard: tuple[int, int] | None = None) -> int:
+        """A new server with the bot in it; with `shard` (`(shard_id, shard_count)`), one whose id Discord's
+        rule puts on that shard (its timestamp part moved on a millisecond at a time until it does)."""
+        guild_id = snowflake()
+        while shard is not None and (guild_id >> 22) % shard[1] != shard[0]:
+            guild_id += 1 << 22
+        guild = StandInGuild(id=guild_id, name=name, channel_id=snowflake(), joined_at=iso_now())
         guild.channels[guild.channel_id] = StandInChannel(guild.channel_id, guild.id, "general")
         self.guilds[guild.id] = guild
         self.commands.setdefault(guild.id, [])
-        if self._ready:
+        session = self._live(guild.id)
+        if session is not None:
             # Without "unavailable" a GUILD_CREATE means the bot joined (discord.py: on_guild_join).
-            data = self._guild_create(guild)
+            data = self._guild_create(guild, session.intents)
             del data["unavailable"]
-            self._spawn(self._dispatch("GUILD_CREATE", data))
+            self._spawn(self._dispatch("GUILD_CREATE", data, guild.id))
         return guild.id
 
     def add_member(self, guild_id: int, username: str, *, permissions: int = DEFAULT_MEMBER_PERMISSIONS,
@@ -229,12 +252,12 @@ class DiscordStandIn:
                         permissions=permissions)
         self.users[member.id] = user_json(member.id, username)
         guild.members[member.id] = member
-        if self._ready and self._intents & GUILD_MEMBERS_INTENT:
+        if (session := self._live(guild_id)) is not None and session.intents & GUILD_MEMBERS_INTENT:
             event = {**self.member_payload(member, with_permissions=False), "guild_id": str(guild_id)}
 
             async def announce() -> None:
                 await self._announce_roles(guild)
-                await self._dispatch("GUILD_MEMBER_ADD", event)
+                await self._dispatch("GUILD_MEMBER_ADD", event, guild_id)
 
             self._spawn(announce())
         return member
@@ -246,9 +269,9 @@ class DiscordStandIn:
         guild = self._guild(guild_id)
         if guild.members.pop(member.id, None) is None:
             raise StandInError(f"{member.username} is not a member of guild {guild_id}")
-        if self._ready and self._intents & GUILD_MEMBERS_INTENT:
+        if (session := self._live(guild_id)) is not None and session.intents & GUILD_MEMBERS_INTENT:
             event = {"guild_id": str(guild_id), "user": self.users[member.id]}
-            self._spawn(self._dispatch("GUILD_MEMBER_REMOVE", event))
+            self._spawn(self._dispatch("GUILD_MEMBER_REMOVE", event, guild_id))
 
     async def remove_bot(self, guild_id: int) -> None:
         """The bot is kicked from (or leaves) a server: Discord sends GUILD_DELETE with an unavailable-guild
@@ -258,16 +281,16 @@ class DiscordStandIn:
         del self.guilds[guild_id]
         self.commands.pop(guild_id, None)
         self.removed_guilds.add(guild.id)
-        if self._ready:
-            await self._dispatch("GUILD_DELETE", {"id": str(guild.id)})
+        if self._live(guild.id) is not None:
+            await self._dispatch("GUILD_DELETE", {"id": str(guild.id)}, guild.id)
 
     def add_channel(self, guild_id: int, name: str) -> int:
         """A new text channel in the server (CHANNEL_CREATE to a connected bot); returns its id."""
         guild = self._guild(guild_id)
         channel = StandInChannel(snowflake(), guild.id, name, position=len(guild.channels))
         guild.channels[channel.id] = channel
-        if self._ready:
-            self._spawn(self._dispatch("CHANNEL_CREATE", channel.to_json()))
+        if self._live(guild.id) is not None:
+            self._spawn(self._dispatch("CHANNEL_CREATE", channel.to_json(), guild.id))
         return channel.id
 
     def refuse_bot(self, channel_id: int, refuse: bool = True, *, permissions: int = SEND_MESSAGES) -> None:
@@ -279,8 +302,8 @@ class DiscordStandIn:
         channel.overwrites = [o for o in channel.overwrites if o["id"] != str(self.bot_user_id)]
         if refuse:
             channel.overwrites.append(overwrite_json(self.bot_user_id, member=True, deny=permissions))
-        if self._ready:
-            self._spawn(self._dispatch("CHANNEL_UPDATE", channel.to_json()))
+        if self._live(channel.guild_id) is not None:
+            self._spawn(self._dispatch("CHANNEL_UPDATE", channel.to_json(), channel.guild_id))
 
     def permissions_in(self, channel_id: int, user_id: int) -> int:
         """A member's (or the bot's) permissions in a server's channel, overwrites applied."""
@@ -300,18 +323,36 @@ class DiscordStandIn:
         else:
             self._refused_dms.discard(user_id)
 
-    async def drop_gateway(self) -> None:
-        """Cut the bot's gateway connection the way a network blip does; discord.py then RESUMEs."""
-        ws = self._ws
-        if ws is None:
-            raise StandInError("no bot is connected to the gateway")
-        self._ws = None
-        self._ready = False
+    async def drop_gateway(self, shard_id: int = 0) -> None:
+        """Cut the bot's gateway connection (of that shard) the way a network blip does; discord.py then
+        RESUMEs."""
+        session = self._sessions.get(shard_id)
+        ws = session.ws if session is not None else None
+        if session is None or ws is None:
+            raise StandInError(f"no bot is connected to the gateway as shard {shard_id}")
+        session.ws, session.ready = None, False
         self._bump()
         await ws.close(code=4000, message=b"connection dropped by the stand-in")
 
-    async def wait_until_ready(self, timeout: float = 10) -> None:
-        await self.wait_for_state(lambda: self._ready, timeout, "the bot to connect and receive READY")
+    async def wait_until_ready(self, timeout: float = 10, *, shard_id: int | None = None) -> None:
+        """Until that shard has its READY; without `shard_id`, every shard of the count the bot identified
+        with (one, unsharded)."""
+        await self.wait_for_state(lambda: self.ready_shards(shard_id), timeout,
+                                  "the bot to connect and receive READY")
+
+    def ready_shards(self, shard_id: int | None = None) -> bool:
+        if shard_id is not None:
+            session = self._sessions.get(shard_id)
+            return session is not None and session.ready
+        counts = {session.shard_count for session in self._sessions.values()}
+        return len(counts) == 1 and all(self.ready_shards(i) for i in range(counts.pop()))
+
+    def shard_of(self, guild_id: int | None) -> int | None:
+        """The shard a connected bot receives this guild's events on (0 for DMs); None before any IDENTIFY."""
+        for session in self._sessions.values():
+            if session.owns(guild_id):
+                return session.shard_id
+        return None
 
     async def wait_for_answer(self, record: InteractionRecord, timeout: float = 10, what: str = "") -> None:
         """Wait, woken only by changes to this interaction, until the bot has finished answering it."""
@@ -334,7 +375,7 @@ class DiscordStandIn:
 
     @property
     def connected(self) -> bool:
-        return self._ws is not None
+        return any(session.ws is not None for session in self._sessions.values())
 
     # -- helpers the member driver uses ------------------------------------------------------------
 
@@ -369,10 +410,10 @@ class DiscordStandIn:
     async def _announce_roles(self, guild: StandInGuild) -> None:
         # The bot must know a role before an event names it, as Discord guarantees.
         for permissions, role_id in list(guild.roles.items()):
-            if role_id not in guild.announced_roles and self._ready:
+            if role_id not in guild.announced_roles and self._live(guild.id) is not None:
                 guild.announced_roles.add(role_id)
                 role = role_json(role_id, f"perms-{permissions}", permissions)
-                await self._dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role})
+                await self._dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role}, guild.id)
 
     def dm_channel_for(self, user_id: int) -> int:
         channel_id = self.dm_channels.get(user_id)
@@ -409,9 +450,12 @@ class DiscordStandIn:
         source: StoredMessage | None = None,
         in_dm: bool = False,
     ) -> InteractionRecord:
-        """Send INTERACTION_CREATE as ``member`` would cause it, and record it for the answer."""
-        if not self._ready:
-            await self.wait_until_ready()
+        """Send INTERACTION_CREATE as ``member`` would cause it, to the shard that owns the server (a DM's
+        to shard 0), and record it for the answer."""
+        target = None if in_dm else member.guild_id
+        if self._live(target) is None:
+            await self.wait_for_state(lambda: self._live(target) is not None, 10,
+                                      "the bot's shard for this interaction to connect and receive READY")
         interaction_id = snowflake()
         token = f"standin-interaction-{interaction_id}-{secrets.token_urlsafe(24)}"
         user = self.users[member.id]
@@ -471,7 +515,7 @@ class DiscordStandIn:
         )
         self.interactions[interaction_id] = record
         self._by_token[token] = record
-        await self._dispatch("INTERACTION_CREATE", payload)
+        await self._dispatch("INTERACTION_CREATE", payload, guild_id)
         return record
 
     # -- internals -------------------------------------------------------------------------------
@@ -517,11 +561,18 @@ class DiscordStandIn:
             raise DiscordApiError(403, 50001, "Missing Access")
         return self.guilds.get(guild_id)
 
-    def _guild_create(self, guild: StandInGuild) -> JSON:
+    def _live(self, guild_id: int | None) -> GatewaySession | None:
+        """The ready session that gets this guild's events (a DM's: shard 0), if one is connected."""
+        for session in self._sessions.values():
+            if session.ready and session.owns(guild_id):
+                return session
+        return None
+
+    def _guild_create(self, guild: StandInGuild, intents: int = 0) -> JSON:
         bot_member = member_json(self.bot_user, permissions=None, joined_at=guild.joined_at)
         members = [bot_member]
         member_data = [self.member_payload(m, with_permissions=False) for m in guild.members.values()]
-        if self._intents & GUILD_MEMBERS_INTENT:
+        if intents & GUILD_MEMBERS_INTENT:
             members += member_data
         guild.announced_roles.update(guild.roles.values())
         return {
@@ -573,17 +624,21 @@ class DiscordStandIn:
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await ws.send_str(json.dumps(frame))
 
-    async def _dispatch_locked(self, event: str, data: JSON) -> None:
-        self._seq += 1
-        frame = {"op": 0, "t": event, "s": self._seq, "d": data}
-        self._sent.append(frame)
-        if self._ws is not None:
-            await self._send(self._ws, frame)
+    async def _dispatch_locked(self, session: GatewaySession, event: str, data: JSON) -> None:
+        session.seq += 1
+        frame = {"op": 0, "t": event, "s": session.seq, "d": data}
+        session.sent.append(frame)
+        if session.ws is not None:
+            await self._send(session.ws, frame)
         self._bump()
 
-    async def _dispatch(self, event: str, data: JSON) -> None:
+    async def _dispatch(self, event: str, data: JSON, guild_id: int | None) -> None:
+        """To the session of the shard that owns `guild_id` (None: shard 0), kept for its RESUME while it is
+        away; nothing when no bot ever identified as that shard."""
         async with self._send_lock:
-            await self._dispatch_locked(event, data)
+            session = next((s for s in self._sessions.values() if s.owns(guild_id)), None)
+            if session is not None:
+                await self._dispatch_locked(session, event, data)
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=0)
@@ -596,9 +651,9 @@ class DiscordStandIn:
                     await self._on_frame(ws, json.loads(msg.data))
         finally:
             self._sockets.discard(ws)
-            if self._ws is ws:
-                self._ws = None
-                self._ready = False
+            for session in self._sessions.values():
+                if session.ws is ws:
+                    session.ws, session.ready = None, False
             self._bump()
         return ws
 
@@ -618,18 +673,24 @@ class DiscordStandIn:
         if data.get("token") != self.bot_token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
+        shard = data.get("shard") or [0, 1]
+        try:
+            shard_id, shard_count = int(shard[0]), int(shard[1])
+        except (TypeError, ValueError, IndexError):
+            shard_id, shard_count = -1, 0
+        if not 0 <= shard_id < shard_count:
+            await ws.close(code=4010, message=b"Invalid shard.")  # Discord's close code for a bad shard
+            return
         async with self._send_lock:
             self.identifies += 1
-            self._session_id = uuid.uuid4().hex
-            self._seq = 0
-            self._sent = []
-            self._intents = int(data.get("intents", 0))
-            self._ws = ws
+            session = GatewaySession(shard_id, shard_count, uuid.uuid4().hex, int(data.get("intents", 0)), ws)
+            self._sessions[shard_id] = session
+            owned = [guild for guild in self.guilds.values() if session.owns(guild.id)]
             ready: JSON = {
                 "v": 10,
                 "user": self.bot_user,
-                "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
-                "session_id": self._session_id,
+                "guilds": [{"id": str(g.id), "unavailable": True} for g in owned],
+                "session_id": session.session_id,
                 "session_type": "normal",
                 "resume_gateway_url": self.gateway_url,
                 "application": {"id": str(self.application_id), "flags": 0},
@@ -642,26 +703,27 @@ class DiscordStandIn:
             }
             if "shard" in data:
                 ready["shard"] = data["shard"]
-            await self._dispatch_locked("READY", ready)
-            for guild in self.guilds.values():
-                await self._dispatch_locked("GUILD_CREATE", self._guild_create(guild))
-            self._ready = True
+            await self._dispatch_locked(session, "READY", ready)
+            for guild in owned:
+                await self._dispatch_locked(session, "GUILD_CREATE", self._guild_create(guild, session.intents))
+            session.ready = True
         self._bump()
 
     async def _resume(self, ws: web.WebSocketResponse, data: JSON) -> None:
-        if data.get("token") != self.bot_token or data.get("session_id") != self._session_id:
+        session = next((s for s in self._sessions.values() if s.session_id == data.get("session_id")), None)
+        if data.get("token") != self.bot_token or session is None:
             # Not resumable: discord.py answers by identifying afresh.
             await self._send(ws, {"op": 9, "d": False, "s": None, "t": None})
             return
         async with self._send_lock:
             self.resumes += 1
-            self._ws = ws
+            session.ws = ws
             seen = int(data.get("seq") or 0)
-            for frame in self._sent:
+            for frame in session.sent:
                 if frame["s"] > seen:
                     await self._send(ws, frame)
-            await self._dispatch_locked("RESUMED", {})
-            self._ready = True
+            await self._dispatch_locked(session, "RESUMED", {})
+            session.ready = True
         self._bump()
 
     async def _request_members(self, data: JSON) -> None:
@@ -687,7 +749,7 @@ class DiscordStandIn:
         }
         if data.get("nonce"):
             chunk["nonce"] = data["nonce"]
-        await self._dispatch("GUILD_MEMBERS_CHUNK", chunk)
+        await self._dispatch("GUILD_MEMBERS_CHUNK", chunk, guild.id)
 
     # -- REST ------------------------------------------------------------------------------------
 
@@ -811,7 +873,7 @@ class DiscordStandIn:
 
     async def _get_gateway(self, request: web.Request) -> web.StreamResponse:
         limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return json_response({"url": self.gateway_url, "shards": self.shard_count, "session_start_limit": limit})
 
     def _command_scope(self, request: web.Request) -> int | None:
         self._authorize(request)
