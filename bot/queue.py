@@ -8,6 +8,7 @@ import functools
 import logging
 import math
 import random
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ IDLE_POLL = 30.0  # a safety net only: new work and finished sends wake the work
 # How long a claimed action stays this process's: a send takes seconds at most (X's timeouts), so an action
 # still in flight past its lease was claimed by a process that died, and on a shared database another takes it.
 LEASE = 60.0
+# On a shared database, how long a window that has just ended is taken to last anew, until the first answer of the
+# next one says when it ends (seconds; an answer comes within X's timeouts).
+PROVISIONAL_WINDOW = 60.0
 PROGRESS_INTERVAL = 2.0
 DEFAULT_WINDOW = 15 * 60.0  # used for an ETA only until the headers have shown the window's length
 SEND_SECONDS = 0.05  # the ETA's guess for one send inside an open window
@@ -117,6 +121,7 @@ class ActionQueue:
         self.store = stores.queue
         self.lists = stores.lists
         self.mute_store = stores.mutes
+        self.shared_windows = stores.rate_limits
         self.accounts = accounts
         self.mutes = mutes
         self.x = x
@@ -127,6 +132,9 @@ class ActionQueue:
         self.progress_interval = progress_interval
         self.backoff_base = backoff_base
         self.lease = lease
+        # This run's name on its claims: a process that starts again is a new run, and takes back only its own
+        # claims and expired ones, never those of a live process on the same database.
+        self.claimant = secrets.token_hex(8)
         self._leases_checked_at = 0.0
         self.reporter: JobReporter | None = None
         self.wake = asyncio.Event()
@@ -188,9 +196,11 @@ class ActionQueue:
     async def recover(self) -> int:
         """After a crash: what was in flight goes back to pending (sent again at most once; X's mute and
         unmute are idempotent), and a job with nothing left to send (its last actions were cancelled by an
-        unlink, or the process stopped before it was closed) is closed now, with its summary."""
+        unlink, or the process stopped before it was closed) is closed now, with its summary. On a shared
+        database only this run's own claims and expired leases: the others belong to live processes."""
         self._leases_checked_at = self.clock()
-        recovered = await self.store.recover(self._leases_checked_at, every_claim=True)
+        recovered = await self.store.recover(self._leases_checked_at, every_claim=not self.db.dialect.shared,
+                                             claimant=self.claimant)
         if recovered:
             log.info("%d interrupted action(s) will be sent again", recovered)
         self._paused_until = await self.store.paused_until()
@@ -255,9 +265,13 @@ class ActionQueue:
     async def _due_members(self) -> list[tuple[int, str, float]]:
         """Members with pending work and a usable link, each with when their next send may go out."""
         due: dict[int, tuple[str, float]] = {}
+        # On a shared database another process may have used up a window this one has not seen.
+        blocked = {} if not self.db.dialect.shared else {
+            (w.x_user_id, w.endpoint): w.reset_at for w in await self.shared_windows.blocked(self.clock())}
         for row in await self.store.due_members():
-            allowed = self.x.rate_limits.next_allowed_at(row.x_user_id, ENDPOINTS[row.kind])
-            at = max(row.not_before, allowed)
+            endpoint = ENDPOINTS[row.kind]
+            allowed = self.x.rate_limits.next_allowed_at(row.x_user_id, endpoint)
+            at = max(row.not_before, allowed, blocked.get((row.x_user_id, endpoint), 0.0))
             if row.member_id not in due or at < due[row.member_id][1]:
                 due[row.member_id] = (row.x_user_id, at)
         return [(member, x_id, at) for member, (x_id, at) in due.items()]
@@ -311,9 +325,15 @@ class ActionQueue:
             self._reported(job_id, ended)
             return True
         claimed_at = self.clock()
-        if not await self.store.claim(action.id, claimed_at, claimed_at + self.lease):
-            return True  # cancelled meanwhile
+        if not await self.store.claim(action.id, claimed_at, claimed_at + self.lease, self.claimant):
+            return True  # cancelled meanwhile, or another process took it first
         endpoint = ENDPOINTS[kind]
+        if self.db.dialect.shared:  # one call of the window every process on the database spends together
+            reset_at = await self.shared_windows.reserve(x_user_id, endpoint, claimed_at,
+                                                         provisional_until=claimed_at + PROVISIONAL_WINDOW)
+            if reset_at:
+                await self._release(action.id, not_before=reset_at, refund=True)
+                return False
         sent_at = self.clock()
 
         async def send(auth: UserAuth) -> bool:
@@ -324,7 +344,10 @@ class ActionQueue:
             return await self.x.unmute(auth, target, retries=0)
 
         try:
-            await self.accounts.call(member_id, send)
+            try:
+                await self.accounts.call(member_id, send)
+            finally:
+                await self._share_window(x_user_id, endpoint)
         except RelinkRequired:
             await self._release(action.id, not_before=0.0, refund=True)
             await self._pause_member_jobs(member_id)
@@ -363,6 +386,15 @@ class ActionQueue:
             ended = self._after(batch, job_id)
         self._reported(job_id, ended)
         return True
+
+    async def _share_window(self, x_user_id: str, endpoint: str) -> None:
+        """Write what X's headers just said through to the database the other processes read."""
+        if not self.db.dialect.shared:
+            return
+        state = self.x.rate_limits.get(x_user_id, endpoint)
+        if state is not None:
+            await self.shared_windows.record(x_user_id, endpoint, limit=state.limit, remaining=state.remaining,
+                                             reset_at=state.reset_at, now=self.clock())
 
     def _learn_window(self, x_user_id: str, endpoint: str, sent_at: float) -> None:
         """The first call of a window tells the window's length: its reset minus when it was sent."""

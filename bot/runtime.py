@@ -8,6 +8,7 @@ import errno
 import hashlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -32,7 +33,7 @@ from bot.mutelists import MuteLists
 from bot.mutes import MuteService
 from bot.paginator import PageButton
 from bot.progress import DiscordProgress
-from bot.queue import ActionQueue
+from bot.queue import LEASE, ActionQueue
 from bot.replies import COLOUR_OK, account_embed, counted, report_error
 from bot.store import Database, Stores
 from bot.timers import MuteTimers, TimerSchedule
@@ -49,6 +50,9 @@ RETENTION_INTERVAL = 3600.0
 FINISHED_WORK_RETENTION = 30 * 24 * 3600.0  # finished queued actions and jobs
 AUDIT_RETENTION = 365 * 24 * 3600.0  # moderators' changes to lists
 DISCORD_RETRY_DELAYS = (5.0, 10.0, 20.0, 40.0, 60.0)  # seconds before attempt 2, 3, ...; then every minute
+# For tests only, not an operator's setting (INTERFACE.md does not name it): a shorter lease on claimed actions,
+# so that a test can watch a killed process's claims expire and be taken over without waiting a minute.
+TEST_LEASE_VARIABLE = "MUTEBOT_TEST_ACTION_LEASE"
 
 
 @dataclass
@@ -140,7 +144,8 @@ class MuteBot(commands.AutoShardedBot):
         accounts.on_relink_needed = self.ask_to_relink
         schedule = TimerSchedule(stores, clock=self.clock)
         mutes = MuteService(stores, accounts, directory, x, schedule, clock=self.clock)
-        queue = ActionQueue(stores, accounts, mutes, x, clock=self.clock)
+        queue = ActionQueue(stores, accounts, mutes, x, clock=self.clock,
+                            lease=float(os.environ.get(TEST_LEASE_VARIABLE) or LEASE))
         queue.reporter = DiscordProgress(self, self.dm, clock=self.clock)
         membership = DiscordMembership(self, clock=self.clock)
         modlog = ModLog(stores, self, self.dm, clock=self.clock)
@@ -216,6 +221,7 @@ class MuteBot(commands.AutoShardedBot):
             "audit lines": await services.stores.lists.purge_audit(now - AUDIT_RETENTION),
             "stale X user lookups": await services.directory.purge(),
             "expired capture previews": await services.captures.purge(),
+            "ended X rate windows": await services.stores.rate_limits.purge(now - RETENTION_INTERVAL),
         }
         if any(purged.values()):
             log.info("retention: purged %s", ", ".join(f"{n} {what}" for what, n in purged.items() if n))

@@ -363,13 +363,50 @@ async def test_an_action_is_claimed_once_and_an_expired_lease_is_taken_over(data
                                 cause="manual", list_id=None, job_id=None, now=1.0)
         ids = [int(r[0]) for r in await first.db.fetchall("SELECT id FROM actions ORDER BY id")]
         # Two processes race for every action: each is claimed by exactly one of them.
-        won = await asyncio.gather(*(s.queue.claim(i, 2.0, 62.0) for i in ids for s in (first, second)))
+        won = await asyncio.gather(*(s.queue.claim(i, 2.0, 62.0, name) for i in ids
+                                     for s, name in ((first, "first"), (second, "second"))))
         assert sum(won) == 10
-        # Their claimer is alive until the lease ends: nobody takes them over before that.
-        assert await second.queue.recover(30.0, every_claim=False) == 0
-        assert await second.queue.recover(63.0, every_claim=False) == 10
+        by_claimant = await first.db.fetchall("SELECT claimed_by, count(*) AS n FROM actions GROUP BY claimed_by")
+        assert sum(int(r["n"]) for r in by_claimant) == 10
+        # Their claimer is alive until the lease ends: nobody takes them over before that, not even a process
+        # starting again (a new run has a new name); a run takes back its own at once.
+        assert await second.queue.recover(30.0, every_claim=False, claimant="second, run 2") == 0
+        own = {str(r["claimed_by"]): int(r["n"]) for r in by_claimant}.get("second", 0)
+        assert await second.queue.recover(30.0, every_claim=False, claimant="second") == own
+        assert await second.queue.recover(63.0, every_claim=False) == 10 - own
         assert await first.queue.next_action(5, 63.0, ["mute"]) is not None
         assert await first.db.fetchval("SELECT count(*) FROM actions WHERE status = 'pending'") == 10
+    finally:
+        await first.db.close()
+        await second.db.close()
+
+
+async def test_processes_share_an_x_window_and_never_take_more_than_it_holds(database_target: str) -> None:
+    first, second = await Stores.open(database_target), await Stores.open(database_target)
+    try:
+        await first.db.migrate()
+        limits = (first.rate_limits, second.rate_limits)
+        # Nothing known yet: the first calls may go; their answer tells the window.
+        assert await first.rate_limits.reserve("7", "muting.post", 100.0, provisional_until=160.0) == 0.0
+        await first.rate_limits.record("7", "muting.post", limit=5, remaining=4, reset_at=1000.0, now=100.0)
+        # Four calls left, two processes asking at once for ten: four are given, the rest wait for the reset.
+        answers = await asyncio.gather(*(limits[i % 2].reserve("7", "muting.post", 101.0, provisional_until=161.0)
+                                         for i in range(10)))
+        assert sorted(answers) == [0.0] * 4 + [1000.0] * 6
+        assert [(w.x_user_id, w.reset_at) for w in await second.rate_limits.blocked(101.0)] == [("7", 1000.0)]
+        # A late answer that says more remain does not give back what the other process has in flight.
+        await second.rate_limits.record("7", "muting.post", limit=5, remaining=2, reset_at=1000.0, now=102.0)
+        assert await first.rate_limits.reserve("7", "muting.post", 102.0, provisional_until=162.0) == 1000.0
+        # An answer from a window already over is ignored; once it is over, the next window starts full.
+        await first.rate_limits.record("7", "muting.post", limit=5, remaining=3, reset_at=900.0, now=1001.0)
+        assert await second.rate_limits.blocked(1001.0) == []
+        answers = await asyncio.gather(*(limits[i % 2].reserve("7", "muting.post", 1001.0, provisional_until=1061.0)
+                                         for i in range(7)))
+        assert sorted(answers) == [0.0] * 5 + [1061.0] * 2
+        # The first answer of the new window says when it really ends; the lower count still wins.
+        await first.rate_limits.record("7", "muting.post", limit=5, remaining=4, reset_at=1900.0, now=1002.0)
+        assert [w.reset_at for w in await first.rate_limits.blocked(1002.0)] == [1900.0]
+        assert await first.rate_limits.purge(2000.0) == 1
     finally:
         await first.db.close()
         await second.db.close()

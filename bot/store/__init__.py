@@ -6,6 +6,7 @@
 | `mutes` | cached_mutes, mute_cache_state, manual_choices |
 | `lists` | mute_lists, mute_list_entries, subscriptions, list_mutes, audit_log |
 | `queue` | actions, jobs |
+| `rate_limits` | rate_limits |
 | `directory` | x_users, x_user_misses |
 | `timers` | mute_timers |
 | `captures` | captures, capture_accounts |
@@ -30,12 +31,13 @@ from bot.store.meta import MetaStore
 from bot.store.moderation import ModerationStore
 from bot.store.mutes import MuteStore
 from bot.store.queue import QueueStore
+from bot.store.rate_limits import RateLimitStore
 from bot.store.timers import MuteTimer, TimerStore
 
 __all__ = [
     "AccountStore", "Batch", "CaptureStore", "Database", "DirectoryStore", "ListStore", "MetaStore", "Migration",
     "ModerationStore", "MuteStore",
-    "MuteTimer", "QueueStore", "SchemaTooNewError", "Stores", "TimerStore", "bundled_migrations",
+    "MuteTimer", "QueueStore", "RateLimitStore", "SchemaTooNewError", "Stores", "TimerStore", "bundled_migrations",
 ]
 
 
@@ -51,12 +53,13 @@ class Stores:
     timers: TimerStore
     captures: CaptureStore
     moderation: ModerationStore
+    rate_limits: RateLimitStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
         meta = MetaStore(db)
         return cls(db, AccountStore(db), MuteStore(db), ListStore(db), QueueStore(db, meta), DirectoryStore(db), meta,
-                   TimerStore(db), CaptureStore(db), ModerationStore(db))
+                   TimerStore(db), CaptureStore(db), ModerationStore(db), RateLimitStore(db))
 
     @classmethod
     async def open(cls, path: Path | str) -> Stores:

@@ -232,13 +232,14 @@ class QueueStore:
 
     # -- one action's life ----------------------------------------------------------------------------------
 
-    async def claim(self, action_id: int, now: float, lease_until: float) -> bool:
+    async def claim(self, action_id: int, now: float, lease_until: float, claimant: str) -> bool:
         """Committed before the request: a crash from here on means "send again", never "forget". Exactly one
-        caller wins, in any process; the lease says until when the winner may still be sending it."""
+        caller wins, in any process (the row's lock decides between two at once); the lease says until when
+        the winner, `claimant`, may still be sending it."""
         return await self.db.execute(
-            "UPDATE actions SET status = 'in_flight', attempts = attempts + 1, updated_at = ?, lease_until = ?"
-            " WHERE id = ? AND status = 'pending'",
-            (now, lease_until, action_id),
+            "UPDATE actions SET status = 'in_flight', attempts = attempts + 1, updated_at = ?, lease_until = ?,"
+            " claimed_by = ? WHERE id = ? AND status = 'pending'",
+            (now, lease_until, claimant, action_id),
         ) == 1
 
     def finish(self, batch: Batch, action_id: int, status: str, outcome: str, now: float) -> None:
@@ -272,16 +273,18 @@ class QueueStore:
             (not_before, now, 1 if refund else 0, action_id),
         )
 
-    async def recover(self, now: float, *, every_claim: bool) -> int:
+    async def recover(self, now: float, *, every_claim: bool, claimant: str | None = None) -> int:
         """What was in flight goes back to pending: every claim (a lone process after its own crash), or only
-        those whose lease ran out (their process died; on a database several processes share)."""
+        those whose lease ran out (their process died; on a database several processes share) and those of
+        `claimant` (this process's own, abandoned when its worker started again)."""
         if every_claim:
             return await self.db.execute(
                 "UPDATE actions SET status = 'pending', updated_at = ? WHERE status = 'in_flight'", (now,)
             )
         return await self.db.execute(
-            "UPDATE actions SET status = 'pending', updated_at = ? WHERE status = 'in_flight' AND lease_until < ?",
-            (now, now),
+            "UPDATE actions SET status = 'pending', updated_at = ? WHERE status = 'in_flight'"
+            " AND (lease_until < ? OR claimed_by = ?)",
+            (now, now, claimant or ""),
         )
 
     # -- jobs -----------------------------------------------------------------------------------------------
