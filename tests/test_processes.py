@@ -1,0 +1,114 @@
+"""Two `mutebot run` processes on one PostgreSQL, one Discord shard each: the loss of one costs its members nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.runtime import TEST_LEASE_VARIABLE
+from bot.sandbox.harness import Sandbox, free_port
+from bot.sandbox.postgres import ThrowawayPostgres
+from tests.helpers import until
+from tests.test_queue import POSTS, finished, make_list, people
+
+ENTRIES = 123
+
+
+class Process:
+    """One `mutebot run` in a subprocess, its output kept in a file for when the test fails."""
+
+    def __init__(self, name: str, env: dict[str, str], cwd: Path) -> None:
+        self.name, self.env, self.cwd = name, env, cwd
+        self.log = cwd / f"{name}.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run", env=self.env, cwd=str(self.cwd),
+                stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finishes_it_exactly(
+    tmp_path: Path, postgresql: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TEST_LEASE_VARIABLE, "3")  # a killed process's claim is taken over after 3 s, not 60
+    # 50 mutes per window (X's limit) of 2 s: the 123 take three windows, which the two processes share.
+    sandbox = Sandbox(tmp_path, x_users=150, window_seconds=2.0, database_url=await postgresql.new_database(),
+                      env={"SHARD_COUNT": "2", "LOG_LEVEL": "WARNING"})
+    await sandbox.start(with_bot=False)
+    sandbox.x.latency = 0.02  # a window's 50 mutes take a second: long enough for both processes to be sending
+    owner_shard = (sandbox.guild_id >> 22) % 2
+    other_shard = 1 - owner_shard
+    sandbox.discord.add_guild("The other server", shard=(other_shard, 2))
+    base = {**os.environ, **sandbox.environment()}
+    # A serves the server and the OAuth callback (PUBLIC_BASE_URL is its port); B only its own shard.
+    a = Process("a", {**base, "SHARD_IDS": str(owner_shard)}, tmp_path)
+    b = Process("b", {**base, "SHARD_IDS": str(other_shard), "WEB_PORT": str(free_port())}, tmp_path)
+    try:
+        await a.start()
+        await b.start()
+        await sandbox.discord.wait_until_ready(timeout=30)  # both shards, one in each process
+        await until(lambda: sandbox.discord.command_writes > 0, what="the commands")
+        mod, alice = await people(sandbox)
+        targets = [f"user{i}" for i in range(10, 10 + ENTRIES)]
+        await make_list(sandbox, mod, "big", targets)
+        await alice.slash("mutelist apply", name="big")
+        await until(lambda: sandbox.x.calls[POSTS] >= ENTRIES // 2, what="half of the mutes")
+        await a.kill()
+        sent_when_killed = sandbox.x.calls[POSTS]
+        assert sent_when_killed < ENTRIES
+
+        # B finishes the job alone: A's claim in flight is taken over once its lease ran out, and the
+        # progress message and the summary come from B, through Discord's REST API.
+        summary = await alice.wait_for_dm(finished, timeout=60)
+        assert not a.running
+        assert f"Muted **{ENTRIES}**" in summary.embeds[0]["description"]
+        expected = {sandbox.x.user(name).id for name in targets}
+        muted = sandbox.x.mutes_of("user2")
+        assert len(muted) == len(set(muted)) == ENTRIES and set(muted) == expected
+        # A serves one action of a member at a time: at most that one was in flight when it died.
+        assert ENTRIES <= sandbox.x.calls[POSTS] <= ENTRIES + 1
+        assert sandbox.x.calls["429"] == 0  # the two never overspent user2's windows between them
+        progress = [m for m in await alice.dms() if m.text.startswith("**Applying the list big**")]
+        assert len(progress) == 1 and f"{ENTRIES}/{ENTRIES}" in progress[0].text
+
+        # A comes back: it takes back nothing (its old claim was finished by B) and sends nothing again.
+        sent = sandbox.x.calls[POSTS]
+        await a.start()
+        await sandbox.discord.wait_until_ready(timeout=30, shard_id=owner_shard)
+        await mod.slash("mutelist create", name="after")
+        await mod.slash("mutelist add", name="after", username=f"user{10 + ENTRIES}")
+        await alice.slash("mutelist apply", name="after")  # answered by A; sent by either
+        after = await alice.wait_for_dm(lambda m: finished(m) and "after" in m.embeds[0]["title"], timeout=30)
+        assert "Muted **1**" in after.embeds[0]["description"]
+        # Actions are served in order: anything of the big job sent again would have gone before this one.
+        assert sandbox.x.calls[POSTS] == sent + 1
+        assert sandbox.x.calls["429"] == 0
+        assert len([m for m in await alice.dms() if finished(m)]) == 2  # one summary per job
+        assert a.running and b.running
+    except BaseException as exc:
+        exc.add_note(f"process A's log:\n{a.output()}\nprocess B's log:\n{b.output()}")
+        raise
+    finally:
+        await a.kill()
+        await b.kill()
+        await sandbox.stop()
