@@ -21,7 +21,9 @@ import pytest
 import yaml
 
 from bot.cli import build_parser
+from bot.config import load_settings
 from bot.sandbox.harness import free_port
+from bot.vault import TokenVault
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 - inside a container, so that a published port reaches the server
@@ -169,7 +171,10 @@ def test_the_healthcheck_fails_when_nothing_answers() -> None:
 
 def test_compose_uses_the_image_with_its_volume_and_the_environment() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    [service] = compose["services"].values()
+    # `docker compose up` starts the services outside any profile: this one alone, on SQLite.
+    [default] = [name for name, service in compose["services"].items() if "profiles" not in service]
+    assert default == "mutebot"
+    service = compose["services"]["mutebot"]
     assert service["build"] == "."
     assert service["env_file"] == ".env"
     assert service["environment"]["DATABASE_PATH"] == env()["DATABASE_PATH"]
@@ -179,6 +184,41 @@ def test_compose_uses_the_image_with_its_volume_and_the_environment() -> None:
     [volume] = service["volumes"]
     name, mount = volume.split(":")
     assert mount == "/data" and name in compose["volumes"]
+
+
+def test_compose_postgresql_profile_runs_every_shard_once_across_two_processes_on_one_database() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = {name: s for name, s in compose["services"].items() if s.get("profiles") == ["postgresql"]}
+    postgres = services.pop("postgres")
+    assert postgres["image"].startswith("postgres:")
+    [data] = postgres["volumes"]
+    assert data.split(":")[0] in compose["volumes"] and data.endswith(":/var/lib/postgresql/data")
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    user, database = postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_DB"]
+    assert len(services) == 2
+    shards: list[int] = []
+    counts: set[int | None] = set()
+    published: set[str] = set()
+    for name, service in services.items():
+        assert service["image"] == compose["services"]["mutebot"]["image"] and service["env_file"] == ".env"
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        environment = {key: str(value) for key, value in service["environment"].items()}
+        url = environment["DATABASE_URL"].replace("${POSTGRES_PASSWORD:-}", "secret")
+        assert url == f"postgresql://{user}:secret@postgres:5432/{database}", name
+        # What `mutebot check` would say of it, with the rest of a configuration from .env.
+        settings = load_settings({"DISCORD_TOKEN": "t", "X_CLIENT_ID": "c", "PUBLIC_BASE_URL": "https://b.example",
+                                  "TOKEN_ENCRYPTION_KEY": TokenVault.generate_key(), **environment,
+                                  "DATABASE_URL": url}, "check")
+        assert settings.shard_ids is not None and settings.web_host == EVERY_INTERFACE
+        shards += settings.shard_ids
+        counts.add(settings.shard_count)
+        [port] = service["ports"]
+        assert port.startswith("127.0.0.1:") and port.endswith(f":{settings.web_port}")
+        published.add(port.split(":")[1])
+    [count] = counts
+    assert sorted(shards) == list(range(count or 0)) and count == 4  # every shard, each in one process
+    assert len(published) == 2
+    assert sum(1 for s in services.values() if "build" in s) == 1  # the image is built once
 
 
 def test_the_systemd_unit_runs_the_bot_where_dotenv_is_read() -> None:
