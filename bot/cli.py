@@ -1,4 +1,4 @@
-"""The `mutebot` command line: run, migrate, keygen, rotate-keys, sync-commands, check, sandbox, demo."""
+"""The `mutebot` command line: run, migrate, migrate-to, keygen, rotate-keys, sync-commands, check, sandbox, demo."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from bot.config import (
     Purpose,
     Settings,
     StartupError,
+    database_url_problem,
     listen_problem,
     load_settings,
     read_environment,
 )
 from bot.logs import setup_logging
+from bot.secrets import redact_url
 from bot.store import AccountStore, Database, SchemaTooNewError
 from bot.vault import TokenVault, VaultError
 
@@ -43,6 +45,30 @@ async def _migrate(settings: Settings) -> int:
         print(f"{settings.database_shown}: applied {names}; schema version {version}")
     else:
         print(f"{settings.database_shown}: schema is up to date (version {version})")
+    return 0
+
+
+async def _migrate_to(settings: Settings, url: str) -> int:
+    from bot.replies import counted
+    from bot.store.transfer import SchemasDifferError, TargetNotEmptyError, copy_into_empty
+
+    shown = redact_url(url)
+    source = await Database.open(str(settings.database_path))
+    try:
+        await source.migrate()  # what `mutebot run` would do first: both at the same schema
+        target = await Database.open(url)
+        try:
+            await target.migrate()
+            copied = await copy_into_empty(source, target)
+        finally:
+            await target.close()
+    except (TargetNotEmptyError, SchemasDifferError) as exc:
+        print(f"mutebot migrate-to: {shown}: {exc}; nothing was copied", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        await source.close()
+    print(f"copied {counted(copied.rows, 'row')} of {counted(copied.tables, 'table')} from {settings.database_path} "
+          f"to {shown}; set DATABASE_URL to it to run there")
     return 0
 
 
@@ -84,6 +110,8 @@ COMMANDS = {
     "run": "run the bot: the Discord connection, the OAuth callback web server and the action-queue worker; "
            "applies pending migrations first",
     "migrate": "apply pending migrations to the database (DATABASE_URL, else DATABASE_PATH) and exit",
+    "migrate-to": "copy every table of the SQLite database at DATABASE_PATH into an empty PostgreSQL database, "
+                  "in one transaction (both are migrated first; a target holding data is refused)",
     "keygen": "print a fresh key for TOKEN_ENCRYPTION_KEY",
     "rotate-keys": "re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEY",
     "sync-commands": "push the slash commands to Discord now, globally or to one guild",
@@ -131,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("run")
     command("migrate", epilog=_reads("DATABASE_URL", "DATABASE_PATH"))
+    migrate_to = command("migrate-to", epilog=_reads("DATABASE_PATH"))
+    migrate_to.add_argument("url", metavar="DATABASE_URL",
+                            help="the PostgreSQL database to copy into, postgresql://user:password@host:port/dbname")
     command("keygen", epilog=None)
     command("rotate-keys", epilog=_reads("DATABASE_URL", "DATABASE_PATH", "TOKEN_ENCRYPTION_KEY"))
     sync = command("sync-commands", epilog=_reads("DISCORD_TOKEN", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL"))
@@ -187,6 +218,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _check()
     if command == "migrate":
         return asyncio.run(_migrate(_settings("migrate")))
+    if command == "migrate-to":
+        settings = _settings("migrate")
+        problems = [p for p in (database_url_problem(args.url),) if p]
+        if not settings.database_path.is_file():  # opening a mistyped path would create an empty database
+            problems.append(f"DATABASE_PATH: there is no database at {settings.database_path}; set DATABASE_PATH "
+                            "to the bot's database file")
+        if problems:
+            raise ConfigError([p.replace("DATABASE_URL:", "migrate-to DATABASE_URL:", 1) for p in problems])
+        return asyncio.run(_migrate_to(settings, args.url))
     if command == "rotate-keys":
         settings = _settings("rotate-keys")
         # Opening a mistyped path would create an empty database and report "re-encrypted 0".

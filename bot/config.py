@@ -163,7 +163,7 @@ def _database_path_problem(path: Path, *, may_create_directory: bool) -> str | N
     return None
 
 
-def _database_url_problem(url: str) -> str | None:
+def database_url_problem(url: str) -> str | None:
     """What is wrong with a DATABASE_URL, without echoing it (it may hold a password)."""
     try:
         parts = urlsplit(url)
@@ -275,7 +275,7 @@ def load_settings(env: Mapping[str, str], purpose: Purpose = "check") -> Setting
 
     database_path = Path(get("DATABASE_PATH") or DEFAULTS["DATABASE_PATH"])
     database_url = get("DATABASE_URL")
-    if database_url is not None and (url_problem := _database_url_problem(database_url)):
+    if database_url is not None and (url_problem := database_url_problem(database_url)):
         problems.append(url_problem)
     # `migrate` may create the directory (it is the step that makes a database); the long-running bot may not.
     if database_url is None and purpose in ("run", "check", "migrate") and (

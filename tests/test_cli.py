@@ -121,8 +121,8 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_the_commands_are_the_documented_ones() -> None:
-    assert set(subcommands()) == {"run", "migrate", "keygen", "rotate-keys", "sync-commands", "check", "sandbox",
-                                  "demo"}
+    assert set(subcommands()) == {"run", "migrate", "migrate-to", "keygen", "rotate-keys", "sync-commands", "check",
+                                  "sandbox", "demo"}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
