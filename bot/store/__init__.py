@@ -13,7 +13,9 @@
 | `moderation` | protected_accounts, modlog_channels |
 | `meta` | meta |
 
-`database` holds the connections, transactions, write batches, dialect and migrations. Services call
+`transfer` copies every table, unchanged, from SQLite into an empty PostgreSQL database (`mutebot migrate-to`): the
+one module that touches tables it does not own. `database` holds the connections, transactions, write batches,
+dialect and migrations. Services call
 typed methods here and never write SQL.
 """
 
