@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +19,7 @@ from bot.runtime import DEFAULT_EXTENSIONS, MuteBot
 from bot.sandbox.discord_payloads import DEFAULT_MEMBER_PERMISSIONS, MODERATOR_PERMISSIONS
 from bot.sandbox.discord_standin import DiscordStandIn
 from bot.sandbox.members import Member, Message
+from bot.sandbox.ports import free_port
 from bot.sandbox.x_emulator import XEmulator
 from bot.vault import TokenVault
 
@@ -31,12 +31,6 @@ class DiscordRequestsRefused(AssertionError):
 
     def __init__(self, report: str) -> None:
         super().__init__(f"{self.heading}\n{report}")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class OffsetClock:

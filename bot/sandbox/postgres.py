@@ -11,13 +11,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from itertools import count
 from pathlib import Path
 
 import asyncpg
+
+from bot.sandbox.ports import free_port
 
 USER = "mutebot"
 SERVER_USER = "postgres"  # who owns the cluster when we are root
@@ -45,12 +46,6 @@ def unavailable_reason() -> str | None:
         if shutil.which("runuser") is None:
             return "running as root, and there is no `runuser` to start the server as another user"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ThrowawayPostgres:
@@ -89,7 +84,7 @@ class ThrowawayPostgres:
             os.chown(self._root, server.pw_uid, server.pw_gid)
         data = self._root / "data"
         self._run("initdb", "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
-        self.port = _free_port()
+        self.port = free_port()
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off"
                    " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "start", "-D", str(data), "-w", "-t", "30", "-l", str(self._root / "server.log"),
