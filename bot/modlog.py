@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ class ListChange:
     problems: int = 0
     post_url: str | None = None
     channel_id: int | None = None  # where to announce, when not the server's modlog channel (the one stopped)
+    at: float = 0.0  # when it was made (stamped by ModLog.announce)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class ModLog:
     def announce(self, change: ListChange) -> None:
         """Queue the announcement of a committed change; returns at once whatever happens to it later."""
         try:
-            self._pending.put_nowait(change)
+            self._pending.put_nowait(dataclasses.replace(change, at=self.clock()))
         except asyncio.QueueFull:
             log.warning("modlog: %d announcements waiting; dropped the %s in guild %s", QUEUE_SIZE, change.kind,
                         change.guild_id)
@@ -104,9 +106,13 @@ class ModLog:
 
     async def post(self, change: ListChange) -> None:
         current = await self.store.modlog(change.guild_id)
+        if change.channel_id is None and (current is None or change.at < current.set_at):
+            # No moderation log when the change was made (the one there now was set after it, while this
+            # waited its turn): it is not announced, as none was when the change was made.
+            return
         channel_id = change.channel_id or (current.channel_id if current else None)
         if channel_id is None:
-            return  # the server has no moderation log
+            return
         try:
             await self.client.get_partial_messageable(channel_id, guild_id=change.guild_id).send(
                 modlog_line(change), allowed_mentions=discord.AllowedMentions.none())

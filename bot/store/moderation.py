@@ -21,6 +21,7 @@ class ModlogChannel:
     channel_id: int
     set_by: int
     failing: bool
+    set_at: float = 0.0
 
 
 class ModerationStore:
@@ -73,9 +74,9 @@ class ModerationStore:
 
     async def modlog(self, guild_id: int) -> ModlogChannel | None:
         row = await self.db.fetchone(
-            "SELECT channel_id, set_by, failing FROM modlog_channels WHERE guild_id = ?", (guild_id,))
+            "SELECT channel_id, set_by, failing, set_at FROM modlog_channels WHERE guild_id = ?", (guild_id,))
         return None if row is None else ModlogChannel(int(row["channel_id"]), int(row["set_by"]),
-                                                      bool(row["failing"]))
+                                                      bool(row["failing"]), float(row["set_at"]))
 
     async def set_modlog(self, guild_id: int, channel_id: int, actor: int, now: float) -> None:
         await self.db.execute(
