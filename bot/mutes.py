@@ -138,15 +138,15 @@ class MuteService:
                 self.queue_store.cancel_pending_for(batch, member_id, target.id, "unmute",
                                                     outcome="you muted it again", now=now)
             ends_at = None if duration is None else now + duration
-            had_end = await self.timer_store.ends(member_id, [target.id])
             if ends_at is not None:
                 self.timers.schedule(batch, member_id, target.id, target.username, ends_at)
-            elif had_end:
-                self.timers.cancel(batch, member_id, target.id)
+                had_end = None
+            else:  # in the same write: no read first, the delete itself says whether there was an end
+                had_end = self.timers.cancel(batch, member_id, target.id)
         finally:
             await self.db.write(batch)  # what X told us is kept even when the command failed after the lookup
         return MuteOutcome(target, changed=was_muted.value != mute, ends_at=ends_at,
-                           was_timed=bool(had_end) and ends_at is None)
+                           was_timed=had_end is not None and had_end.value)
 
     async def _v11_by_name(self, creds: Credentials, username: Username, *, mute: bool, batch: Batch) -> XUser:
         """v1.1 mutes by screen name in one call, so no lookup is spent first."""

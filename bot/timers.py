@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.replies import counted
 from bot.store import Stores
-from bot.store.database import Batch
+from bot.store.database import Batch, Pending
 from bot.store.queue import QueuedTarget
 from bot.waiting import wait_for_event
 
@@ -42,9 +42,9 @@ class TimerSchedule:
         self.store.set(batch, member_id, x_user_id, username, ends_at, self.clock())
         batch.on_commit(self.poke)
 
-    def cancel(self, batch: Batch, member_id: int, x_user_id: str) -> None:
-        """The mute is permanent now, or gone: it has no end any more."""
-        self.store.cancel(batch, member_id, x_user_id)
+    def cancel(self, batch: Batch, member_id: int, x_user_id: str) -> Pending[bool]:
+        """The mute is permanent now, or gone: it has no end any more. The answer says whether it had one."""
+        return self.store.cancel(batch, member_id, x_user_id)
 
     def poke(self) -> None:
         """A timer was set (perhaps sooner than the one slept for), or the clock moved: look again now."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.store.database import Batch, Database
+from bot.store.database import Batch, Database, Pending
 
 PEEK_KEYS = 15  # up to a page of /mutes: read by key on the loop (Database.peek)
 
@@ -35,8 +35,11 @@ class TimerStore:
             (member_id, x_user_id, username, ends_at, now),
         )
 
-    def cancel(self, batch: Batch, member_id: int, x_user_id: str) -> None:
-        batch.execute("DELETE FROM mute_timers WHERE discord_user_id = ? AND x_user_id = ?", (member_id, x_user_id))
+    def cancel(self, batch: Batch, member_id: int, x_user_id: str) -> Pending[bool]:
+        """Remove the end of this mute; the answer says whether it had one."""
+        return batch.exists(
+            "DELETE FROM mute_timers WHERE discord_user_id = ? AND x_user_id = ? RETURNING 1", (member_id, x_user_id)
+        )
 
     def forget_member(self, batch: Batch, member_id: int) -> None:
         """The member's timers were about an X account they no longer link."""
