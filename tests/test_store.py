@@ -21,6 +21,7 @@ from bot.store.lists import DuplicateListName
 from bot.store.mutes import CachedMute
 from bot.store.postgres import POSTGRESQL
 from bot.store.queue import QueuedTarget
+from tests.helpers import until
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_VERB = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|DROP)\b")
@@ -171,6 +172,36 @@ async def test_small_batches_run_on_the_loop_and_wait_for_a_busy_file_in_the_thr
         assert trips.writes - hops == 1 and loop.time() - started >= 0.25
         assert await stores.mutes.holds(5, "3")
         other.close()
+    finally:
+        await db.close()
+
+
+async def test_checkpoints_run_off_the_loop_and_keep_the_wal_from_growing(tmp_path: Path) -> None:
+    """SQLite checkpoints inside a commit (every ~100th, 5-15 ms with an fsync); commits on the loop must not, so
+    the writer's automatic checkpoints are off and a task of the database's runs them in a thread instead."""
+    path = tmp_path / "c.sqlite3"
+    stores = await Stores.open(path)
+    db = stores.db
+    wal = Path(f"{path}-wal")
+
+    async def burst(first: int) -> None:
+        for n in range(first, first + 400):
+            async with db.batch() as batch:
+                stores.mutes.record(batch, 5, str(n), f"u{n}", "", muted=True, manual=True, now=float(n))
+
+    try:
+        await db.migrate()
+        writer: sqlite3.Connection = db._writer._conn  # type: ignore[attr-defined]
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        inline = db.round_trips.inline_writes
+        await burst(0)
+        assert db.round_trips.inline_writes - inline == 400  # every one of them committed on the loop
+        grown = wal.stat().st_size
+        done = db.round_trips.checkpoints
+        await until(lambda: db.round_trips.checkpoints > done, what="the checkpoint task", timeout=10)
+        await burst(400)  # the WAL was copied back meanwhile: these restart it instead of growing it
+        assert wal.stat().st_size <= grown * 1.25, (grown, wal.stat().st_size)
+        assert len(await stores.mutes.page(5, 0, 1000)) == 800
     finally:
         await db.close()
 

@@ -9,10 +9,15 @@ SQLite allows one writer at a time but, in WAL mode, any number of concurrent re
 - plain reads go to a small pool of read-only connections and never wait behind a write;
 - a `Batch` collects a command's writes and sends them in ONE thread round trip, inside
   BEGIN IMMEDIATE ... COMMIT (aiosqlite otherwise costs one round trip per statement, fetch and close);
-- a `peek` (a read of a few rows by key) runs on the event loop's own read-only connection: an indexed
-  lookup takes a few microseconds, where handing it to a thread and back costs about 0.2 ms;
+- a `peek` (a read of a few rows by key) runs on the event loop: an indexed lookup takes a few microseconds,
+  where handing it to a thread and back costs about 0.2 ms. It reads through the writer connection when no
+  write holds it (whose page cache is warm: another connection's cache is dropped by every write, which made
+  the same lookup 60 µs instead of 7), else through the loop's own read-only connection;
 - a small batch (a command's few rows) runs on the loop too, on the writer connection while its lock is held,
-  for the same reason; a big one (an import, a refetched mute list) goes to the writer's thread.
+  for the same reason; a big one (an import, a refetched mute list) goes to the writer's thread;
+- checkpoints (copying the WAL back into the file, with an fsync) never run on the loop: SQLite would run one
+  inside every ~100th commit, 5-15 ms with the loop stopped. The writer's automatic checkpoints are off and a
+  task runs them on a connection of their own, in its thread.
 
 `Database.open` takes a file path (SQLite, the default) or a `postgresql://` URL (`PostgresDatabase` in
 `bot/store/postgres.py`, over asyncpg). Both have the interface below; what differs in their SQL is the
@@ -22,6 +27,7 @@ SQLite allows one writer at a time but, in WAL mode, any number of concurrent re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -57,6 +63,8 @@ BUSY_TIMEOUT_MS = 5000
 # A peek never waits on the loop: if the file is busy (a checkpoint), it goes to a reader thread instead.
 PEEK_BUSY_TIMEOUT_S = 0.0
 INLINE_ROWS = 24  # a batch touching at most this many rows is written on the loop (see the module docstring)
+CHECKPOINT_EVERY_S = 0.5  # how often the checkpoint task copies committed WAL pages back into the file
+WAL_KEEP_BYTES = 64 * 1024 * 1024  # a WAL grown past this during a burst is cut back once it restarts
 
 
 class SchemaTooNewError(Exception):
@@ -174,8 +182,11 @@ class Pending(Generic[T]):
         return self._value  # type: ignore[no-any-return]
 
 
-def _run(conn: sqlite3.Connection, statements: Sequence[Statement], begin: str | None) -> list[Any]:
+def _run(conn: sqlite3.Connection, statements: Sequence[Statement], begin: str | None,
+         prelude: str | None = None) -> list[Any]:
     """Executed in the connection's thread: the whole batch (and its BEGIN/COMMIT) is one round trip."""
+    if prelude:
+        conn.execute(prelude)
     if begin:
         conn.execute(begin)
     try:
@@ -199,13 +210,14 @@ def _run(conn: sqlite3.Connection, statements: Sequence[Statement], begin: str |
         raise
 
 
-async def _in_thread(conn: aiosqlite.Connection, statements: Sequence[Statement], begin: str | None) -> list[Any]:
+async def _in_thread(conn: aiosqlite.Connection, statements: Sequence[Statement], begin: str | None,
+                     prelude: str | None = None) -> list[Any]:
     # aiosqlite's public calls cost a thread round trip each (execute, fetch, close); `_execute` runs one
     # function of ours in its thread, so a statement with its rows, or a whole batch, is one trip.
     # aiosqlite is pinned below 0.23 in pyproject.toml; tests/test_store.py covers this call.
     raw = conn._conn
     execute: Callable[..., Awaitable[list[Any]]] = conn._execute
-    return await execute(_run, raw, statements, begin)
+    return await execute(_run, raw, statements, begin, prelude)
 
 
 class Batch:
@@ -274,6 +286,7 @@ class RoundTrips:
     reads: int = 0
     peeks: int = 0  # reads answered on the loop's own connection, without a thread round trip
     inline_writes: int = 0  # small batches written on the loop, without a thread round trip
+    checkpoints: int = 0  # WAL checkpoints run by the checkpoint task (not counted in `total`: no command waits)
     by_task: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -437,7 +450,8 @@ def is_postgresql_url(target: str) -> bool:
 class SqliteDatabase(Database):
     """The writer connection (WAL, foreign keys, busy timeout) and `readers` read-only connections."""
 
-    def __init__(self, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection], path: Path) -> None:
+    def __init__(self, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection], path: Path,
+                 checkpointer: aiosqlite.Connection | None = None) -> None:
         super().__init__()
         self._writer = writer
         self._readers = readers
@@ -447,6 +461,12 @@ class SqliteDatabase(Database):
             self._peeker.row_factory = sqlite3.Row
             self._peeker.execute("PRAGMA query_only=ON")
         self._next_reader = 0
+        self._writer_waits = True  # the writer's busy_timeout: BUSY_TIMEOUT_MS (its thread) or 0 (on the loop)
+        self._checkpointer = checkpointer
+        self._committed = asyncio.Event()  # set by a write; the checkpoint task waits for it
+        self._checkpoints: asyncio.Task[None] | None = None
+        if checkpointer is not None:
+            self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoints")
         self.path = path
         self.location = str(path)
         self.dialect = SQLITE
@@ -460,15 +480,42 @@ class SqliteDatabase(Database):
         writer = await _connect(str(path))
         await writer.execute("PRAGMA journal_mode=WAL")
         await writer.execute("PRAGMA synchronous=NORMAL")
+        await writer.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
         pool: list[aiosqlite.Connection] = []
+        checkpointer = None
         if not memory:  # an in-memory database is private to its connection: it reads through the writer
             for _ in range(readers):
                 reader = await _connect(str(path))
                 await reader.execute("PRAGMA query_only=ON")
                 pool.append(reader)
-        return cls(writer, pool, path)
+            if readers:  # writes may then run on the loop (Database._inline): their checkpoints must not
+                await writer.execute("PRAGMA wal_autocheckpoint=0")
+                checkpointer = await _connect(str(path))
+        return cls(writer, pool, path, checkpointer)
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy committed WAL pages back into the file, off the loop, while anything was written; PASSIVE never
+        waits for (nor holds up) the writer or a reader."""
+        assert self._checkpointer is not None
+        while True:
+            await self._committed.wait()
+            self._committed.clear()
+            try:
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.round_trips.checkpoints += 1
+            except sqlite3.Error as exc:  # e.g. the disk is full: the next round tries again
+                log.warning("a WAL checkpoint of %s failed: %s", self.location, exc)
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
 
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
+        if self._checkpointer is not None:
+            await self._checkpointer.close()  # the writer, closed last, checkpoints what is left
+            self._checkpointer = None
         if self._peeker is not None:
             self._peeker.close()
             self._peeker = None
@@ -522,16 +569,17 @@ class SqliteDatabase(Database):
         if rows > INLINE_ROWS or not self._readers:
             return None
         raw: sqlite3.Connection = self._writer._conn
-        raw.execute("PRAGMA busy_timeout=0")  # never wait on the loop
+        if self._writer_waits:  # never wait on the loop (set once, until the thread needs it back)
+            raw.execute("PRAGMA busy_timeout=0")
+            self._writer_waits = False
         try:
             results = _run(raw, statements, begin)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
             return None  # nothing was written: BEGIN IMMEDIATE (or the lone statement) found the file busy
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self.round_trips.inline_writes += 1
+        self._committed.set()
         return results
 
     async def _flush(self, batch: Batch) -> None:
@@ -549,6 +597,10 @@ class SqliteDatabase(Database):
     ) -> list[Any]:
         if write:
             self.round_trips.writes += 1
+            self._committed.set()
+            if conn is self._writer and not self._writer_waits:  # in its thread it waits for a busy file
+                self._writer_waits = True
+                return await _in_thread(conn, statements, begin, f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         else:
             self.round_trips.reads += 1
         return await _in_thread(conn, statements, begin)
@@ -573,8 +625,10 @@ class SqliteDatabase(Database):
         Only for statements that touch a handful of rows through a key: the loop is held while it runs."""
         if self._peeker is None or _current_transaction() is not None:
             return await self.fetchall(sql, params)
+        # The writer when no write holds it (its thread is idle then): its page cache is warm.
+        conn: sqlite3.Connection = self._peeker if self._lock.locked() else self._writer._conn
         try:
-            rows = self._peeker.execute(sql, tuple(params)).fetchall()
+            rows = conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
