@@ -49,6 +49,7 @@ LEASE = 60.0
 # next one says when it ends (seconds; an answer comes within X's timeouts).
 PROVISIONAL_WINDOW = 60.0
 PROGRESS_INTERVAL = 2.0
+QUEUE_CHANNEL = "mutebot_queue"  # announced when work is queued, so every process's worker looks at once
 DEFAULT_WINDOW = 15 * 60.0  # used for an ETA only until the headers have shown the window's length
 SEND_SECONDS = 0.05  # the ETA's guess for one send inside an open window
 
@@ -172,6 +173,7 @@ class ActionQueue:
             return 0
         self.store.enqueue(batch, member_id, kind, targets, cause=cause, list_id=list_id, job_id=job_id,
                            now=self.clock())
+        self.db.announce(batch, QUEUE_CHANNEL)  # to the other processes on a shared database
         batch.on_commit(self.poke)
         return len(targets)
 
@@ -213,6 +215,7 @@ class ActionQueue:
     async def run(self) -> None:
         """The worker: sleep until the earliest member is due, serve everyone due, repeat."""
         await self.recover()
+        await self.db.listen(QUEUE_CHANNEL, self.poke)  # work queued by another process
         slots = asyncio.Semaphore(self.concurrency)
         serving: dict[int, asyncio.Task[None]] = {}
         try:
@@ -285,11 +288,13 @@ class ActionQueue:
             kinds = [k for k, e in ENDPOINTS.items() if self.x.rate_limits.next_allowed_at(x_user_id, e) <= now]
             if not kinds:
                 return
-            action = await self.store.next_action(member_id, now, kinds)
-            if action is None:
-                return
-            async with slots:
-                keep_going = await self._perform(member_id, x_user_id, action)
+            async with slots:  # claimed only once a slot is free: a claim's lease runs from here
+                claimed_at = self.clock()
+                action = await self.store.claim_next(member_id, claimed_at, kinds, claimed_at + self.lease,
+                                                     self.claimant)
+                if action is None:
+                    return
+                keep_going = await self._perform(member_id, x_user_id, action, claimed_at)
             if not keep_going:
                 return
 
@@ -310,13 +315,13 @@ class ActionQueue:
             return "another list you follow mutes it"
         return None
 
-    async def _perform(self, member_id: int, x_user_id: str, action: ActionRow) -> bool:
-        """Send one action; False when this member (or the whole queue) must stop for now."""
+    async def _perform(self, member_id: int, x_user_id: str, action: ActionRow, claimed_at: float) -> bool:
+        """Send one claimed action; False when this member (or the whole queue) must stop for now."""
         kind, target, job_id = action.kind, action.x_user_id, action.job_id
         skip = await self._skip_reason(member_id, action)
         if skip is not None:
             async with self.db.transaction() as batch:
-                skipped = await self.store.skip_pending(action.id, skip, self.clock())
+                skipped = await self.store.skip_claimed(action.id, skip, self.clock())
                 if skipped and action.kind == "unmute" and action.list_id is not None:
                     # The list that asked for this unmute no longer holds the account; whatever keeps it
                     # muted now is the reason (another followed list takes the list's place).
@@ -324,9 +329,6 @@ class ActionQueue:
                 ended = self._after(batch, job_id)
             self._reported(job_id, ended)
             return True
-        claimed_at = self.clock()
-        if not await self.store.claim(action.id, claimed_at, claimed_at + self.lease, self.claimant):
-            return True  # cancelled meanwhile, or another process took it first
         endpoint = ENDPOINTS[kind]
         if self.db.dialect.shared:  # one call of the window every process on the database spends together
             reset_at = await self.shared_windows.reserve(x_user_id, endpoint, claimed_at,

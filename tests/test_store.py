@@ -393,10 +393,12 @@ async def test_an_action_is_claimed_once_and_an_expired_lease_is_taken_over(data
             first.queue.enqueue(batch, 5, "mute", [QueuedTarget(str(i), f"u{i}") for i in range(10)],
                                 cause="manual", list_id=None, job_id=None, now=1.0)
         ids = [int(r[0]) for r in await first.db.fetchall("SELECT id FROM actions ORDER BY id")]
-        # Two processes race for every action: each is claimed by exactly one of them.
-        won = await asyncio.gather(*(s.queue.claim(i, 2.0, 62.0, name) for i in ids
+        # Two processes race for the member's actions, 12 claims each: every action is claimed exactly once.
+        won = await asyncio.gather(*(s.queue.claim_next(5, 2.0, ["mute"], 62.0, name) for _ in range(12)
                                      for s, name in ((first, "first"), (second, "second"))))
-        assert sum(won) == 10
+        claimed = [action.id for action in won if action is not None]
+        assert sorted(claimed) == ids
+        assert all(action.attempts == 0 for action in won if action is not None)  # the count before this claim
         by_claimant = await first.db.fetchall("SELECT claimed_by, count(*) AS n FROM actions GROUP BY claimed_by")
         assert sum(int(r["n"]) for r in by_claimant) == 10
         # Their claimer is alive until the lease ends: nobody takes them over before that, not even a process
@@ -405,7 +407,7 @@ async def test_an_action_is_claimed_once_and_an_expired_lease_is_taken_over(data
         own = {str(r["claimed_by"]): int(r["n"]) for r in by_claimant}.get("second", 0)
         assert await second.queue.recover(30.0, every_claim=False, claimant="second") == own
         assert await second.queue.recover(63.0, every_claim=False) == 10 - own
-        assert await first.queue.next_action(5, 63.0, ["mute"]) is not None
+        assert await first.queue.claim_next(5, 63.0, ["unmute"], 123.0, "first") is None  # none of that kind
         assert await first.db.fetchval("SELECT count(*) FROM actions WHERE status = 'pending'") == 10
     finally:
         await first.db.close()

@@ -120,6 +120,10 @@ class Dialect:
     # how a fresh database records its migrations, and how to ask whether it does yet
     migrations_table: str
     has_migrations_table: str
+    # appended to a subquery choosing a row to claim: two processes claiming at once skip each other's row
+    skip_locked: str = ""
+    # a statement that, committed, tells every process listening on channel ? (None: nothing to tell)
+    notify: str | None = None
 
     def sql(self, statement: str) -> str:
         return _numbered(statement) if self.numbered_placeholders else statement
@@ -324,6 +328,15 @@ class Database(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    def announce(self, batch: Batch, channel: str) -> None:
+        """Tell the other processes on this database, when `batch` commits, that `channel` has news."""
+        if self.dialect.notify is not None:
+            batch.execute(self.dialect.notify, (channel,))
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:  # noqa: B027 (no-op on SQLite)
+        """Call `callback` whenever another process (or this one) announces on `channel`; on a database only
+        one process uses (SQLite), there is no one to hear from."""
 
     @asynccontextmanager
     async def _held(self) -> AsyncIterator[None]:

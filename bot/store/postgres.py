@@ -8,13 +8,17 @@ Chosen by a `postgresql://` DATABASE_URL. Everything the stores call behaves as 
   transactions of every process run one at a time, as SQLite's single writer does: the read-then-write steps
   the services do inside them (firing a timer, settling a send) are never interleaved, across processes either;
 - reads outside a transaction take any pooled connection and see what is committed;
-- a `peek` is a plain read: there is no loop-side connection to save a thread hop on.
+- a `peek` is a plain read: there is no loop-side connection to save a thread hop on;
+- `announce` and `listen` are NOTIFY and LISTEN, on a connection of their own (opened again, after a pause, if
+  it is lost; then every listener is called once, for what it may have missed meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -32,7 +36,10 @@ from bot.store.database import (
     _open,
 )
 
+log = logging.getLogger(__name__)
+
 POOL_MIN = 1
+LISTEN_RETRY_S = 2.0  # a lost LISTEN connection is opened again after this pause
 POOL_MAX = 10  # per process: the queue sends at most 8 at once, and commands read beside it
 # Keys of the advisory locks (any two constants; "mute" and "bot" in ASCII).
 MIGRATION_LOCK = 0x6D757465
@@ -44,6 +51,8 @@ POSTGRESQL = Dialect(
     migrations_table="CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)",
     has_migrations_table="SELECT to_regclass('schema_migrations') IS NOT NULL",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    notify="SELECT pg_notify(?, '')",
 )
 
 
@@ -60,6 +69,11 @@ class PostgresDatabase(Database):
         self.location = redact_url(url)
         self.dialect = POSTGRESQL
         self._connections: dict[int, asyncpg.pool.PoolConnectionProxy] = {}  # an open transaction's, by batch
+        self._url = url
+        self._listener: asyncpg.Connection | None = None
+        self._listeners: list[tuple[str, Callable[[], None]]] = []
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> PostgresDatabase:
@@ -67,7 +81,56 @@ class PostgresDatabase(Database):
         return cls(pool, url)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         await self._pool.close()
+
+    # -- LISTEN / NOTIFY ---------------------------------------------------------------------------------
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        self._listeners.append((channel, callback))
+        if self._listener is None:
+            await self._open_listener()
+        else:
+            await self._listener.add_listener(channel, self._heard(callback))
+
+    @staticmethod
+    def _heard(callback: Callable[[], None]) -> Callable[..., None]:
+        def heard(connection: object, pid: int, channel: str, payload: str) -> None:
+            callback()
+        return heard
+
+    async def _open_listener(self) -> None:
+        conn = await asyncpg.connect(self._url)
+        for channel, callback in self._listeners:
+            await conn.add_listener(channel, self._heard(callback))
+        conn.add_termination_listener(self._lost)
+        self._listener = conn
+
+    def _lost(self, connection: object) -> None:
+        if self._closing:
+            return
+        log.warning("lost the connection that listens for other processes' news; opening it again")
+        self._listener = None
+        self._relisten = asyncio.create_task(self._listen_again(), name="postgresql-listen")
+
+    async def _listen_again(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(LISTEN_RETRY_S)
+            try:
+                await self._open_listener()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("listening again failed (%s); trying again in %.0f s", exc, LISTEN_RETRY_S)
+                continue
+            for _, callback in self._listeners:
+                callback()  # whatever was announced while nobody listened
+            return
 
     # -- running statements ------------------------------------------------------------------------------
 

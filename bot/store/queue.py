@@ -220,27 +220,24 @@ class QueueStore:
         return [DueMember(int(r["discord_user_id"]), str(r["x_user_id"]), str(r["kind"]), float(r["not_before"]))
                 for r in rows]
 
-    async def next_action(self, member_id: int, now: float, kinds: Sequence[str]) -> ActionRow | None:
-        marks = ",".join("?" * len(kinds))
-        row = await self.db.fetchone(
-            "SELECT id, kind, x_user_id, username, cause, list_id, job_id, attempts FROM actions"  # noqa: S608
-            f" WHERE status = 'pending' AND discord_user_id = ? AND not_before <= ? AND kind IN ({marks})"
-            " ORDER BY id LIMIT 1",
-            (member_id, now, *kinds),
-        )
-        return None if row is None else _action(row)
-
     # -- one action's life ----------------------------------------------------------------------------------
 
-    async def claim(self, action_id: int, now: float, lease_until: float, claimant: str) -> bool:
-        """Committed before the request: a crash from here on means "send again", never "forget". Exactly one
-        caller wins, in any process (the row's lock decides between two at once); the lease says until when
-        the winner, `claimant`, may still be sending it."""
-        return await self.db.execute(
-            "UPDATE actions SET status = 'in_flight', attempts = attempts + 1, updated_at = ?, lease_until = ?,"
-            " claimed_by = ? WHERE id = ? AND status = 'pending'",
-            (now, lease_until, claimant, action_id),
-        ) == 1
+    async def claim_next(self, member_id: int, now: float, kinds: Sequence[str], lease_until: float,
+                         claimant: str) -> ActionRow | None:
+        """The member's oldest due action of these kinds, claimed for `claimant` until `lease_until`, in one
+        statement committed before the request: a crash from here on means "send again", never "forget".
+        Processes claiming at once each get a different action: on PostgreSQL one skips the row another is
+        claiming (FOR UPDATE SKIP LOCKED) rather than waiting for it and finding it taken; SQLite has one
+        writer. `attempts` is the count before this one."""
+        marks = ",".join("?" * len(kinds))
+        rows = await self.db.returning(
+            "UPDATE actions SET status = 'in_flight', attempts = attempts + 1, updated_at = ?, lease_until = ?,"  # noqa: S608
+            " claimed_by = ? WHERE id = (SELECT id FROM actions WHERE status = 'pending' AND discord_user_id = ?"
+            f" AND not_before <= ? AND kind IN ({marks}) ORDER BY id LIMIT 1{self.db.dialect.skip_locked})"
+            " RETURNING id, kind, x_user_id, username, cause, list_id, job_id, attempts - 1 AS attempts",
+            (now, lease_until, claimant, member_id, now, *kinds),
+        )
+        return _action(rows[0]) if rows else None
 
     def finish(self, batch: Batch, action_id: int, status: str, outcome: str, now: float) -> None:
         """An action's end, unless it already ended (cancelled meanwhile: that stays)."""
@@ -258,10 +255,12 @@ class QueueStore:
             (status, outcome[:300], now, action_id),
         ) == 1
 
-    async def skip_pending(self, action_id: int, outcome: str, now: float) -> bool:
-        """Skip an action not sent, in the caller's transaction; False when it was cancelled meanwhile."""
+    async def skip_claimed(self, action_id: int, outcome: str, now: float) -> bool:
+        """A claimed action not to be sent after all, in the caller's transaction; False when it was cancelled
+        meanwhile."""
         return await self.db.execute(
-            "UPDATE actions SET status = 'skipped', outcome = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            "UPDATE actions SET status = 'skipped', outcome = ?, updated_at = ? WHERE id = ?"
+            " AND status = 'in_flight'",
             (outcome[:300], now, action_id),
         ) == 1
 
