@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 
+from bot.sandbox.polling import until
 
-async def until(check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 15, what: str = "the condition"
-                ) -> None:
-    """Wait for `check` (plain or async) to hold, polling; fail naming `what` after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
+__all__ = ["at_rest", "until"]
 
 
 async def at_rest(directory: Path, database_url: str | None, *, prefix: str = "mutebot.sqlite3") -> bytes:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,38 +10,11 @@ import pytest
 from bot.runtime import TEST_LEASE_VARIABLE
 from bot.sandbox.harness import Sandbox, free_port
 from bot.sandbox.postgres import ThrowawayPostgres
+from bot.sandbox.processes import BotProcess
 from tests.helpers import until
 from tests.test_queue import POSTS, finished, make_list, people
 
 ENTRIES = 123
-
-
-class Process:
-    """One `mutebot run` in a subprocess, its output kept in a file for when the test fails."""
-
-    def __init__(self, name: str, env: dict[str, str], cwd: Path) -> None:
-        self.name, self.env, self.cwd = name, env, cwd
-        self.log = cwd / f"{name}.log"
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", env=self.env, cwd=str(self.cwd),
-                stdout=asyncio.subprocess.DEVNULL, stderr=log,
-            )
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-            await self.process.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
 
 async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finishes_it_exactly(
@@ -61,8 +31,8 @@ async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finish
     sandbox.discord.add_guild("The other server", shard=(other_shard, 2))
     base = {**os.environ, **sandbox.environment()}
     # A serves the server and the OAuth callback (PUBLIC_BASE_URL is its port); B only its own shard.
-    a = Process("a", {**base, "SHARD_IDS": str(owner_shard)}, tmp_path)
-    b = Process("b", {**base, "SHARD_IDS": str(other_shard), "WEB_PORT": str(free_port())}, tmp_path)
+    a = BotProcess("a", {**base, "SHARD_IDS": str(owner_shard)}, tmp_path)
+    b = BotProcess("b", {**base, "SHARD_IDS": str(other_shard), "WEB_PORT": str(free_port())}, tmp_path)
     try:
         await a.start()
         await b.start()
