@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot.runtime import TEST_LEASE_VARIABLE
-from bot.sandbox.harness import Sandbox, free_port
+from bot.sandbox.harness import Sandbox
+from bot.sandbox.ports import free_port
 from bot.sandbox.postgres import ThrowawayPostgres
 from bot.sandbox.processes import BotProcess
 from tests.helpers import until
@@ -75,6 +77,47 @@ async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finish
         assert sandbox.x.calls["429"] == 0
         assert len([m for m in await alice.dms() if finished(m)]) == 2  # one summary per job
         assert a.running and b.running
+    except BaseException as exc:
+        exc.add_note(f"process A's log:\n{a.output()}\nprocess B's log:\n{b.output()}")
+        raise
+    finally:
+        await a.kill()
+        await b.kill()
+        await sandbox.stop()
+
+
+async def test_work_queued_through_one_process_is_taken_up_by_the_other_at_once(
+    tmp_path: Path, postgresql: ThrowawayPostgres,
+) -> None:
+    """The other process's worker hears of new work (NOTIFY) instead of finding it at its 30 s idle poll, and the
+    two take different actions of one member (SKIP LOCKED), never the same one twice."""
+    sandbox = Sandbox(tmp_path, x_users=120, window_seconds=2.0, database_url=await postgresql.new_database(),
+                      env={"SHARD_COUNT": "2", "LOG_LEVEL": "WARNING"})
+    await sandbox.start(with_bot=False)
+    sandbox.x.latency = 0.02
+    owner_shard = (sandbox.guild_id >> 22) % 2
+    base = {**os.environ, **sandbox.environment()}
+    a = BotProcess("a", {**base, "SHARD_IDS": str(owner_shard)}, tmp_path)
+    b = BotProcess("b", {**base, "SHARD_IDS": str(1 - owner_shard), "WEB_PORT": str(free_port())}, tmp_path)
+    try:
+        await a.start()
+        await b.start()
+        await sandbox.discord.wait_until_ready(timeout=30)
+        await until(lambda: sandbox.discord.command_writes > 0, what="the commands")
+        mod, alice = await people(sandbox)
+        targets = [f"user{i}" for i in range(10, 110)]  # two windows of 50
+        await make_list(sandbox, mod, "big", targets)
+        await alice.slash("mutelist apply", name="big")  # answered by A, the server's shard
+        summary = await alice.wait_for_dm(finished, timeout=20)  # well inside B's idle poll
+        assert "Muted **100**" in summary.embeds[0]["description"]
+        assert sorted(sandbox.x.mutes_of("user2")) == sorted(sandbox.x.user(n).id for n in targets)
+        assert sandbox.x.calls[POSTS] == 100 and sandbox.x.calls["429"] == 0
+        conn = await asyncpg.connect(sandbox.database_url)
+        try:
+            claimants = await conn.fetch("SELECT claimed_by, count(*) FROM actions GROUP BY claimed_by")
+        finally:
+            await conn.close()
+        assert len(claimants) == 2, claimants  # both processes sent some of them
     except BaseException as exc:
         exc.add_note(f"process A's log:\n{a.output()}\nprocess B's log:\n{b.output()}")
         raise
