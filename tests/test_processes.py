@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +21,33 @@ from tests.test_queue import POSTS, finished, make_list, people
 ENTRIES = 123
 
 
+@asynccontextmanager
+async def two_shards(sandbox: Sandbox, cwd: Path) -> AsyncIterator[tuple[BotProcess, BotProcess, int]]:
+    """`mutebot run` twice on the sandbox's database, one shard each, both connected: (A, B, A's shard). A serves the
+    sandbox's server and the OAuth callback (PUBLIC_BASE_URL is its port); B the other shard, with a server of its
+    own. On the way out both are killed and the sandbox stopped; a failure carries both logs."""
+    owner_shard = (sandbox.guild_id >> 22) % 2
+    other_shard = 1 - owner_shard
+    sandbox.discord.add_guild("The other server", shard=(other_shard, 2))
+    base = {**os.environ, **sandbox.environment()}
+    a = BotProcess("a", {**base, "SHARD_IDS": str(owner_shard)}, cwd)
+    b = BotProcess("b", {**base, "SHARD_IDS": str(other_shard), "WEB_PORT": str(free_port())}, cwd)
+    try:
+        await a.start()
+        await b.start()
+        await sandbox.discord.wait_until_ready(timeout=30)  # both shards, one in each process
+        await until(lambda: sandbox.discord.command_writes > 0, what="the commands")
+        yield a, b, owner_shard
+    except BaseException as exc:
+        exc.add_note(f"process A's log:\n{a.output()}\nprocess B's log:\n{b.output()}")
+        raise
+    finally:
+        await a.kill()
+        await b.kill()
+        await sandbox.stop()
+
+
+
 async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finishes_it_exactly(
     tmp_path: Path, postgresql: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -28,18 +57,7 @@ async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finish
                       env={"SHARD_COUNT": "2", "LOG_LEVEL": "WARNING"})
     await sandbox.start(with_bot=False)
     sandbox.x.latency = 0.02  # a window's 50 mutes take a second: long enough for both processes to be sending
-    owner_shard = (sandbox.guild_id >> 22) % 2
-    other_shard = 1 - owner_shard
-    sandbox.discord.add_guild("The other server", shard=(other_shard, 2))
-    base = {**os.environ, **sandbox.environment()}
-    # A serves the server and the OAuth callback (PUBLIC_BASE_URL is its port); B only its own shard.
-    a = BotProcess("a", {**base, "SHARD_IDS": str(owner_shard)}, tmp_path)
-    b = BotProcess("b", {**base, "SHARD_IDS": str(other_shard), "WEB_PORT": str(free_port())}, tmp_path)
-    try:
-        await a.start()
-        await b.start()
-        await sandbox.discord.wait_until_ready(timeout=30)  # both shards, one in each process
-        await until(lambda: sandbox.discord.command_writes > 0, what="the commands")
+    async with two_shards(sandbox, tmp_path) as (a, b, owner_shard):
         mod, alice = await people(sandbox)
         targets = [f"user{i}" for i in range(10, 10 + ENTRIES)]
         await make_list(sandbox, mod, "big", targets)
@@ -77,13 +95,6 @@ async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finish
         assert sandbox.x.calls["429"] == 0
         assert len([m for m in await alice.dms() if finished(m)]) == 2  # one summary per job
         assert a.running and b.running
-    except BaseException as exc:
-        exc.add_note(f"process A's log:\n{a.output()}\nprocess B's log:\n{b.output()}")
-        raise
-    finally:
-        await a.kill()
-        await b.kill()
-        await sandbox.stop()
 
 
 async def test_work_queued_through_one_process_is_taken_up_by_the_other_at_once(
@@ -95,15 +106,7 @@ async def test_work_queued_through_one_process_is_taken_up_by_the_other_at_once(
                       env={"SHARD_COUNT": "2", "LOG_LEVEL": "WARNING"})
     await sandbox.start(with_bot=False)
     sandbox.x.latency = 0.02
-    owner_shard = (sandbox.guild_id >> 22) % 2
-    base = {**os.environ, **sandbox.environment()}
-    a = BotProcess("a", {**base, "SHARD_IDS": str(owner_shard)}, tmp_path)
-    b = BotProcess("b", {**base, "SHARD_IDS": str(1 - owner_shard), "WEB_PORT": str(free_port())}, tmp_path)
-    try:
-        await a.start()
-        await b.start()
-        await sandbox.discord.wait_until_ready(timeout=30)
-        await until(lambda: sandbox.discord.command_writes > 0, what="the commands")
+    async with two_shards(sandbox, tmp_path):
         mod, alice = await people(sandbox)
         targets = [f"user{i}" for i in range(10, 110)]  # two windows of 50
         await make_list(sandbox, mod, "big", targets)
@@ -118,10 +121,3 @@ async def test_work_queued_through_one_process_is_taken_up_by_the_other_at_once(
         finally:
             await conn.close()
         assert len(claimants) == 2, claimants  # both processes sent some of them
-    except BaseException as exc:
-        exc.add_note(f"process A's log:\n{a.output()}\nprocess B's log:\n{b.output()}")
-        raise
-    finally:
-        await a.kill()
-        await b.kill()
-        await sandbox.stop()
