@@ -443,3 +443,63 @@ async def test_processes_share_an_x_window_and_never_take_more_than_it_holds(dat
     finally:
         await first.db.close()
         await second.db.close()
+
+
+async def test_on_postgresql_one_statement_does_not_wait_for_this_processs_transaction(
+    postgresql: ThrowawayPostgres,
+) -> None:
+    """A lone write goes out at once (PostgreSQL's row locks order it), not behind the process's write lock: the
+    queue's claims and window reservations must not queue up behind another member's settlement."""
+    db = await Database.open(await postgresql.new_database())
+    try:
+        await db.migrate()
+        await db.execute("INSERT INTO meta (key, value) VALUES ('a', '0'), ('b', '0')")
+        inside, release = asyncio.Event(), asyncio.Event()
+
+        async def long_transaction() -> None:
+            async with db.transaction():
+                await db.execute("UPDATE meta SET value = '1' WHERE key = 'a'")
+                inside.set()
+                await release.wait()
+
+        holder = asyncio.create_task(long_transaction())
+        await inside.wait()
+        try:
+            async with asyncio.timeout(5):  # behind the process's write lock it would wait for `release`
+                assert await db.execute("UPDATE meta SET value = '2' WHERE key = 'b'") == 1
+        finally:
+            release.set()
+            await holder
+        assert {r["key"]: r["value"] for r in await db.fetchall("SELECT key, value FROM meta")} == {"a": "1", "b": "2"}
+    finally:
+        await db.close()
+
+
+async def test_on_postgresql_a_batch_chosen_to_end_a_deadlock_is_sent_again(postgresql: ThrowawayPostgres) -> None:
+    url = await postgresql.new_database()
+    first, second = await Database.open(url), await Database.open(url)  # two processes
+    try:
+        await first.migrate()
+        await first.execute("INSERT INTO meta (key, value) VALUES ('a', '0'), ('b', '0')")
+        locked_a = asyncio.Event()
+
+        async def transaction_a_then_b() -> None:
+            async with first.transaction():
+                await first.execute("UPDATE meta SET value = 'first' WHERE key = 'a'")
+                locked_a.set()
+                await asyncio.sleep(0.3)  # the other's batch has taken b and waits for a
+                await first.execute("UPDATE meta SET value = 'first' WHERE key = 'b'")
+
+        async def batch_b_then_a() -> None:
+            await locked_a.wait()
+            async with second.batch() as batch:
+                batch.execute("UPDATE meta SET value = 'second' WHERE key = 'b'")
+                batch.execute("UPDATE meta SET value = 'second' WHERE key = 'a'")
+
+        # The batch waited first, so PostgreSQL ends it to break the cycle; it goes again once the other commits.
+        await asyncio.gather(transaction_a_then_b(), batch_b_then_a())
+        values = {r["key"]: r["value"] for r in await first.fetchall("SELECT key, value FROM meta")}
+        assert values == {"a": "second", "b": "second"}
+    finally:
+        await first.close()
+        await second.close()

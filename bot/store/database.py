@@ -308,7 +308,8 @@ class Database(ABC):
 
     Writes, and reads inside a transaction, are serialised within the process by one asyncio lock, re-entrant
     within a task: SQLite allows one writer anyway, and on PostgreSQL it keeps a process's read-then-write
-    steps from interleaving exactly as they cannot on SQLite."""
+    steps from interleaving exactly as they cannot on SQLite (a lone statement there needs no such turn: it
+    is atomic, and PostgreSQL's row locks order it)."""
 
     dialect: Dialect
     location: str  # for messages: the file, or the URL without its password

@@ -3,7 +3,9 @@
 Chosen by a `postgresql://` DATABASE_URL. Everything the stores call behaves as on SQLite (bot/store/database.py):
 
 - a `Batch` goes out on one pooled connection, inside BEGIN ... COMMIT when it has several statements
-  (asyncpg sends each statement as its own exchange, so it is one visit rather than one message);
+  (asyncpg sends each statement as its own exchange, so it is one visit rather than one message); a lone
+  statement goes out at once, without the process's write lock (row locks order it against everything else),
+  and a batch PostgreSQL ends to break a deadlock is sent again;
 - a `transaction()` keeps one pooled connection for its task, and takes a transaction-scoped advisory lock, so
   transactions of every process run one at a time, as SQLite's single writer does: the read-then-write steps
   the services do inside them (firing a timer, settling a send) are never interleaved, across processes either;
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 POOL_MIN = 1
 LISTEN_RETRY_S = 2.0  # a lost LISTEN connection is opened again after this pause
+DEADLOCK_ATTEMPTS = 3  # a write batch PostgreSQL ended to break a deadlock is sent again, this often in all
 POOL_MAX = 10  # per process: the queue sends at most 8 at once, and commands read beside it
 # Keys of the advisory locks (any two constants; "mute" and "bot" in ASCII).
 MIGRATION_LOCK = 0x6D757465
@@ -190,14 +193,26 @@ class PostgresDatabase(Database):
         if not batch.statements:
             batch._settle([])
             return
-        async with self._held():
-            self.round_trips.writes += 1
-            async with self._pool.acquire() as conn:
-                if len(batch.statements) == 1:  # one statement is atomic on its own
-                    results = await self._run(conn, batch.statements)
-                else:
-                    async with conn.transaction():
-                        results = await self._run(conn, batch.statements)
+        self.round_trips.writes += 1
+        # One statement is atomic on its own, and goes out at once: PostgreSQL's row locks order it against
+        # anything running meanwhile, in this process or another. Several take this process's write lock, as
+        # on SQLite, so that two batches of this process never wait for each other's rows.
+        single = len(batch.statements) == 1
+        async with contextlib.nullcontext() if single else self._held():
+            for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+                try:
+                    async with self._pool.acquire() as conn:
+                        if single:
+                            results = await self._run(conn, batch.statements)
+                        else:
+                            async with conn.transaction():
+                                results = await self._run(conn, batch.statements)
+                    break
+                except asyncpg.DeadlockDetectedError:
+                    # PostgreSQL rolled the whole batch back: nothing of it happened, so it can go again.
+                    if attempt == DEADLOCK_ATTEMPTS:
+                        raise
+                    log.warning("a write batch was chosen to end a deadlock; sending it again")
         batch._settle(results)
 
     async def _flush(self, batch: Batch) -> None:
