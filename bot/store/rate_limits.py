@@ -1,8 +1,9 @@
 """RateLimitStore: the only SQL on `rate_limits`, X's rate window per (X account, endpoint) shared by every process.
 
-On a database several processes share, each call the queue sends first takes one call of the account's window
-here (`reserve`), and what X's headers then say is written back (`record`), so that two processes together never
-spend more of a window than X allows. A lone process keeps the windows in memory only (bot/x_client.py).
+On a database several processes share, each mute or unmute (queued, or a member's own command) first takes one
+call of the account's window here (`reserve`), and what X's headers then say is written back (`record`), so that
+two processes together never spend more of a window than X allows (bot/windows.py decides when). A lone process
+keeps the windows in memory only (bot/x_client.py).
 """
 
 from __future__ import annotations
@@ -27,19 +28,26 @@ class RateLimitStore:
         """Take one call of the window: 0.0 when taken (or when nothing is known of it yet), else when the
         window resets. A window that has ended starts again with its last known limit, until
         `provisional_until` or until the first answer of the new window says when it ends."""
-        taken = await self.db.returning(
-            "UPDATE rate_limits SET"
-            " remaining = CASE WHEN reset_at <= ? THEN limit_total - 1 ELSE remaining - 1 END,"
-            " reset_at = CASE WHEN reset_at <= ? THEN ? ELSE reset_at END"
-            " WHERE x_user_id = ? AND endpoint = ? AND (reset_at <= ? OR remaining > 0) RETURNING remaining",
-            (now, now, provisional_until, x_user_id, endpoint, now),
-        )
-        if taken:
-            return 0.0
-        reset_at = await self.db.fetchval(
-            "SELECT reset_at FROM rate_limits WHERE x_user_id = ? AND endpoint = ?", (x_user_id, endpoint)
-        )
-        return 0.0 if reset_at is None else float(reset_at)
+        for _ in range(2):
+            taken = await self.db.returning(
+                "UPDATE rate_limits SET"
+                " remaining = CASE WHEN reset_at <= ? THEN limit_total - 1 ELSE remaining - 1 END,"
+                " reset_at = CASE WHEN reset_at <= ? THEN ? ELSE reset_at END"
+                " WHERE x_user_id = ? AND endpoint = ? AND (reset_at <= ? OR remaining > 0) RETURNING remaining",
+                (now, now, provisional_until, x_user_id, endpoint, now),
+            )
+            if taken:
+                return 0.0
+            row = await self.db.fetchone(
+                "SELECT remaining, reset_at FROM rate_limits WHERE x_user_id = ? AND endpoint = ?",
+                (x_user_id, endpoint),
+            )
+            if row is None:
+                return 0.0  # nothing known of this window yet
+            if int(row["remaining"]) <= 0 and float(row["reset_at"]) > now:
+                return float(row["reset_at"])
+            # The first answer of the window was written between the two statements: take from it now.
+        return 0.0
 
     async def record(self, x_user_id: str, endpoint: str, *, limit: int, remaining: int, reset_at: float,
                      now: float) -> None:
