@@ -16,6 +16,7 @@ from bot.store.lists import ListReason
 from bot.store.mutes import CachedMute
 from bot.timers import TimerSchedule
 from bot.usernames import Username
+from bot.windows import XWindows
 from bot.x_client import UserAuth, XClient, XRateLimited, XUser
 
 CACHE_TTL = 15 * 60.0
@@ -83,6 +84,7 @@ class MuteService:
         self.x = x
         self.clock = clock
         self.cache_ttl = cache_ttl
+        self.windows = XWindows(x, stores.rate_limits, stores.db, clock=clock)
 
     async def linked(self, member_id: int) -> LinkedAccount:
         account = await self.accounts.account(member_id)
@@ -93,8 +95,16 @@ class MuteService:
         return account
 
     def _check_budget(self, x_user_id: str, endpoint: str) -> None:
-        """Never send what X would refuse: the last headers tell when the window reopens."""
+        """Never send what X would refuse: the last headers tell when the window reopens (reads such as
+        GET muting count against the window of this process's own calls only)."""
         reset_at = self.x.rate_limits.next_allowed_at(x_user_id, endpoint)
+        if reset_at:
+            raise XRateLimited(reset_at, endpoint)
+
+    async def _take_budget(self, x_user_id: str, endpoint: str) -> None:
+        """Never send what X would refuse: the last headers (and, on a shared database, what every process has
+        spent of the window) tell when it reopens."""
+        reset_at = await self.windows.take(x_user_id, endpoint)
         if reset_at:
             raise XRateLimited(reset_at, endpoint)
 
@@ -125,12 +135,15 @@ class MuteService:
                 target = await self.accounts.call(creds, lambda auth: self.directory.resolve(auth, username, batch))
                 if target.id == account.x_user_id:
                     raise SelfMute()
-                self._check_budget(account.x_user_id, endpoint)
+                await self._take_budget(account.x_user_id, endpoint)
 
                 async def send(auth: UserAuth) -> bool:
                     return await (self.x.mute(auth, target.id) if mute else self.x.unmute(auth, target.id))
 
-                await self.accounts.call(creds, send)
+                try:
+                    await self.accounts.call(creds, send)
+                finally:
+                    await self.windows.share(account.x_user_id, endpoint)
             now = self.clock()
             was_muted = self.store.record(batch, member_id, target.id, target.username, target.name, muted=mute,
                                           manual=True, now=now)
@@ -150,11 +163,15 @@ class MuteService:
 
     async def _v11_by_name(self, creds: Credentials, username: Username, *, mute: bool, batch: Batch) -> XUser:
         """v1.1 mutes by screen name in one call, so no lookup is spent first."""
-        self._check_budget(creds.account.x_user_id, "muting.post" if mute else "muting.delete")
-        if mute:
-            user: XUser | None = await self.accounts.call(creds, lambda a: self.x.mute_by_username(a, username))
-        else:
-            user = await self.accounts.call(creds, lambda a: self.x.unmute_by_username(a, username))
+        endpoint = "muting.post" if mute else "muting.delete"
+        await self._take_budget(creds.account.x_user_id, endpoint)
+        try:
+            if mute:
+                user: XUser | None = await self.accounts.call(creds, lambda a: self.x.mute_by_username(a, username))
+            else:
+                user = await self.accounts.call(creds, lambda a: self.x.unmute_by_username(a, username))
+        finally:
+            await self.windows.share(creds.account.x_user_id, endpoint)
         if user is None:  # X says it was not muted: look the account up only to name it
             return await self.accounts.call(creds, lambda auth: self.directory.resolve(auth, username, batch))
         self.directory.remember(batch, [user])

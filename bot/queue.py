@@ -21,6 +21,7 @@ from bot.store import Stores
 from bot.store.database import Batch, Pending
 from bot.store.queue import FINISHED, PAUSE_RELINK, PAUSE_USAGE_CAP, ActionRow, QueuedTarget
 from bot.waiting import wait_for_event
+from bot.windows import XWindows
 from bot.x_client import (
     UserAuth,
     XClient,
@@ -45,9 +46,6 @@ IDLE_POLL = 30.0  # a safety net only: new work and finished sends wake the work
 # How long a claimed action stays this process's: a send takes seconds at most (X's timeouts), so an action
 # still in flight past its lease was claimed by a process that died, and on a shared database another takes it.
 LEASE = 60.0
-# On a shared database, how long a window that has just ended is taken to last anew, until the first answer of the
-# next one says when it ends (seconds; an answer comes within X's timeouts).
-PROVISIONAL_WINDOW = 60.0
 PROGRESS_INTERVAL = 2.0
 QUEUE_CHANNEL = "mutebot_queue"  # announced when work is queued, so every process's worker looks at once
 DEFAULT_WINDOW = 15 * 60.0  # used for an ETA only until the headers have shown the window's length
@@ -123,6 +121,7 @@ class ActionQueue:
         self.lists = stores.lists
         self.mute_store = stores.mutes
         self.shared_windows = stores.rate_limits
+        self.windows = XWindows(x, stores.rate_limits, stores.db, clock=clock)
         self.accounts = accounts
         self.mutes = mutes
         self.x = x
@@ -294,7 +293,7 @@ class ActionQueue:
                                                      self.claimant)
                 if action is None:
                     return
-                keep_going = await self._perform(member_id, x_user_id, action, claimed_at)
+                keep_going = await self._perform(member_id, x_user_id, action)
             if not keep_going:
                 return
 
@@ -315,7 +314,7 @@ class ActionQueue:
             return "another list you follow mutes it"
         return None
 
-    async def _perform(self, member_id: int, x_user_id: str, action: ActionRow, claimed_at: float) -> bool:
+    async def _perform(self, member_id: int, x_user_id: str, action: ActionRow) -> bool:
         """Send one claimed action; False when this member (or the whole queue) must stop for now."""
         kind, target, job_id = action.kind, action.x_user_id, action.job_id
         skip = await self._skip_reason(member_id, action)
@@ -330,12 +329,10 @@ class ActionQueue:
             self._reported(job_id, ended)
             return True
         endpoint = ENDPOINTS[kind]
-        if self.db.dialect.shared:  # one call of the window every process on the database spends together
-            reset_at = await self.shared_windows.reserve(x_user_id, endpoint, claimed_at,
-                                                         provisional_until=claimed_at + PROVISIONAL_WINDOW)
-            if reset_at:
-                await self._release(action.id, not_before=reset_at, refund=True)
-                return False
+        reset_at = await self.windows.take(x_user_id, endpoint)  # on a shared database, with every process
+        if reset_at:
+            await self._release(action.id, not_before=reset_at, refund=True)
+            return False
         sent_at = self.clock()
 
         async def send(auth: UserAuth) -> bool:
@@ -349,7 +346,7 @@ class ActionQueue:
             try:
                 await self.accounts.call(member_id, send)
             finally:
-                await self._share_window(x_user_id, endpoint)
+                await self.windows.share(x_user_id, endpoint)
         except RelinkRequired:
             await self._release(action.id, not_before=0.0, refund=True)
             await self._pause_member_jobs(member_id)
@@ -388,15 +385,6 @@ class ActionQueue:
             ended = self._after(batch, job_id)
         self._reported(job_id, ended)
         return True
-
-    async def _share_window(self, x_user_id: str, endpoint: str) -> None:
-        """Write what X's headers just said through to the database the other processes read."""
-        if not self.db.dialect.shared:
-            return
-        state = self.x.rate_limits.get(x_user_id, endpoint)
-        if state is not None:
-            await self.shared_windows.record(x_user_id, endpoint, limit=state.limit, remaining=state.remaining,
-                                             reset_at=state.reset_at, now=self.clock())
 
     def _learn_window(self, x_user_id: str, endpoint: str, sent_at: float) -> None:
         """The first call of a window tells the window's length: its reset minus when it was sent."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from bot.sandbox.harness import Sandbox
 from bot.sandbox.ports import free_port
 from bot.sandbox.postgres import ThrowawayPostgres
 from bot.sandbox.processes import BotProcess
+from bot.store import Stores
 from tests.helpers import until
 from tests.test_queue import POSTS, finished, make_list, people
 
@@ -121,3 +123,32 @@ async def test_work_queued_through_one_process_is_taken_up_by_the_other_at_once(
         finally:
             await conn.close()
         assert len(claimants) == 2, claimants  # both processes sent some of them
+
+
+async def test_a_members_own_mute_spends_the_window_every_process_shares(
+    tmp_path: Path, postgresql: ThrowawayPostgres,
+) -> None:
+    """/mute and /unmute take their call from the account's window on the shared database, as queued sends do: when
+    another process has used it up, the member is told when to try again and nothing is sent."""
+    url = await postgresql.new_database()
+    async with Sandbox(tmp_path, x_users=20, database_url=url) as sandbox:
+        alice = sandbox.member("alice")
+        await sandbox.link(alice, "user2")
+        first = await alice.slash("mute", username="user3")
+        assert first.embeds[0]["title"] == "Muted on X"
+        other = await Stores.open(url)  # another process's view of the same database
+        try:
+            x_id = sandbox.x.user("user2").id
+            window = [r for r in await other.db.fetchall(
+                "SELECT remaining, reset_at FROM rate_limits WHERE x_user_id = ? AND endpoint = 'muting.post'",
+                (x_id,))]
+            assert len(window) == 1 and int(window[0]["remaining"]) == 49  # this /mute's answer, written through
+            # The other process spends the rest of the window.
+            await other.db.execute("UPDATE rate_limits SET remaining = 0 WHERE x_user_id = ?", (x_id,))
+        finally:
+            await other.db.close()
+        posts = sandbox.x.calls[POSTS]
+        refused = await alice.slash("mute", username="user4")
+        assert re.search(r"Try again <t:\d+:R>", refused.embeds[0]["description"]), refused.embeds
+        assert sandbox.x.calls[POSTS] == posts and sandbox.x.calls["429"] == 0
+        assert sandbox.x.mutes_of("user2") == [sandbox.x.user("user3").id]
