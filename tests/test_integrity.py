@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,21 +15,13 @@ from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member
 from bot.store.database import Database
+from tests.helpers import until
 from tests.test_mutelists import apply_and_wait, description, entries, ids, wait_idle
 
 
 def db_of(sandbox: Sandbox) -> Database:
     assert sandbox.bot is not None
     return sandbox.bot.services.db
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10, what: str = "the condition") -> None:
-    """Poll the bot's state (the database) until `check` holds."""
-    for _ in range(int(timeout / 0.02)):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def actions_of(sandbox: Sandbox, member: Member, *, status: str | None = None, kind: str | None = None) -> int:
@@ -246,7 +238,7 @@ async def test_an_account_re_added_while_its_unmute_waits_ends_muted(
                 and await actions_of(sandbox, alice, status="pending", kind="unmute") == 1)
 
     await linked_mod.slash("mutelist remove", name="spam", username="user10")
-    await eventually(waiting_for_relink, what="the unmute to wait for a relink")
+    await until(waiting_for_relink, what="the unmute to wait for a relink")
     await linked_mod.slash("mutelist add", name="spam", username="user10")
     await sandbox.link(alice, "user2")
     await wait_idle(sandbox, alice)
@@ -272,7 +264,7 @@ async def test_an_unlink_during_an_in_flight_send_leaves_nothing_behind(
         return await actions_of(sandbox, alice, status="in_flight") == 1
 
     await alice.slash("mutelist apply", name="spam")
-    await eventually(in_flight, what="a send in flight")
+    await until(in_flight, what="a send in flight")
     unlinked = await alice.slash("unlink")
     assert unlinked.embeds[0]["title"] == "X account unlinked"
     summary = await alice.wait_for_dm(finished("Applying the list spam"), timeout=15)
@@ -348,7 +340,7 @@ async def test_removing_the_bot_from_a_server_ends_its_subscriptions(
     async def unsubscribed() -> bool:
         return not await lists.is_subscribed(spam.id, alice.id)
 
-    await eventually(unsubscribed, what="the subscription to end")
+    await until(unsubscribed, what="the subscription to end")
     assert bot.get_guild(sandbox.guild_id) is None
     assert await lists.is_subscribed(kept.id, dave.id)  # another server's subscriptions stay
     assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")  # nothing undone on X
@@ -401,7 +393,7 @@ async def test_the_stand_in_tells_the_bot_it_was_removed_and_answers_as_discord_
             return bot.get_guild(removed) is None
 
         await sandbox.discord.remove_bot(removed)
-        await eventually(dropped, what="discord.py to drop the guild")
+        await until(dropped, what="discord.py to drop the guild")
         headers = {"Authorization": f"Bot {sandbox.discord.bot_token}"}
         response = await sandbox.http.get(f"{sandbox.discord.api_base}/guilds/{removed}", headers=headers)
         assert response.status_code == 403 and response.json()["code"] == 50001

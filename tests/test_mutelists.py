@@ -6,13 +6,13 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member, Message, Reply
+from tests.helpers import until
 
 
 def description(reply: Reply) -> str:
@@ -227,14 +227,6 @@ async def test_subscription_follows_additions_and_removals(
     await wait_idle(sandbox, alice)
     assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user12")
     assert queue.sent == 2 + 1 + 2  # 2 muted on subscribe, 1 addition, 2 removals
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 async def wait_idle(sandbox: Sandbox, member: Member, timeout: float = 10) -> None:

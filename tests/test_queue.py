@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,9 @@ from bot.queue import ActionQueue
 from bot.runtime import TEST_LEASE_VARIABLE
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member, Message
+from tests.helpers import until
 
 POSTS = "POST /2/users/:id/muting"
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 15, what: str = "the condition") -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def queue_of(sandbox: Sandbox) -> ActionQueue:

@@ -15,7 +15,7 @@ import re
 import stat
 import string
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
@@ -31,20 +31,13 @@ from bot.store import Stores
 from bot.vault import TokenVault
 from bot.web import SECURITY_HEADERS, WebServer, build_app
 from bot.x_client import XClient
+from tests.helpers import until
 
 NO_GRANTS = {"access": 0, "refresh": 0, "oauth1": 0}
 
 
 def description(reply: Reply) -> str:
     return str(reply.embeds[0].get("description", "")) if reply.embeds else reply.text
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def link_url(member: Member) -> str:
@@ -130,7 +123,7 @@ async def test_relinking_another_x_account_forgets_the_old_accounts_list_mutes(
     async def applied() -> bool:
         return user11 in sandbox.x.mutes_of("user2")
 
-    await eventually(applied, "the subscribed list to reach the new X account")
+    await until(applied, what="the subscribed list to reach the new X account")
     reply = await alice.slash("mutelist unsubscribe", name="spam", undo=True)
     assert "Unmuting **1**" in description(reply)
     await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Finished: Undoing the list spam")
@@ -172,7 +165,7 @@ async def test_a_token_no_key_decrypts_means_relink_not_an_incident(tmp_path: Pa
             async def settled() -> bool:
                 return await db.fetchval("SELECT count(*) FROM actions WHERE status = 'in_flight'") == 0
 
-            await eventually(settled, "no action left in flight")
+            await until(settled, what="no action left in flight")
             assert await db.fetchval(
                 "SELECT count(*) FROM actions WHERE discord_user_id = ? AND status = 'pending'", (alice.id,)
             ) == 1
@@ -226,7 +219,7 @@ async def test_a_refresh_racing_a_relink_in_another_process_keeps_the_new_token(
         async def refreshing() -> bool:
             return sandbox.x.calls["POST /2/oauth2/token"] > token_calls
 
-        await eventually(refreshing, "the refresh to reach X")
+        await until(refreshing, what="the refresh to reach X")
         # The relink's own exchange is quick; its revoking of the old tokens slow, so the refresh lands first.
         sandbox.x.endpoint_latency = {"POST /2/oauth2/revoke": 2.0}
         linked = await other.complete_oauth2(state, code, {opened.cookie_name: opened.cookie_value})
