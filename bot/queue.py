@@ -120,7 +120,6 @@ class ActionQueue:
         self.store = stores.queue
         self.lists = stores.lists
         self.mute_store = stores.mutes
-        self.shared_windows = stores.rate_limits
         self.windows = XWindows(x, stores.rate_limits, stores.db, clock=clock)
         self.accounts = accounts
         self.mutes = mutes
@@ -267,9 +266,7 @@ class ActionQueue:
     async def _due_members(self) -> list[tuple[int, str, float]]:
         """Members with pending work and a usable link, each with when their next send may go out."""
         due: dict[int, tuple[str, float]] = {}
-        # On a shared database another process may have used up a window this one has not seen.
-        blocked = {} if not self.db.dialect.shared else {
-            (w.x_user_id, w.endpoint): w.reset_at for w in await self.shared_windows.blocked(self.clock())}
+        blocked = await self.windows.used_up()  # by another process, unseen by this one's headers
         for row in await self.store.due_members():
             endpoint = ENDPOINTS[row.kind]
             allowed = self.x.rate_limits.next_allowed_at(row.x_user_id, endpoint)

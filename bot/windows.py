@@ -41,6 +41,13 @@ class XWindows:
         now = self.clock()
         return await self.store.reserve(x_user_id, endpoint, now, provisional_until=now + PROVISIONAL_WINDOW)
 
+    async def used_up(self) -> dict[tuple[str, str], float]:
+        """(X account, endpoint) -> when it reopens, for the windows used up by any process (on a shared
+        database; a lone process knows its own from the headers)."""
+        if not self.shared:
+            return {}
+        return {(w.x_user_id, w.endpoint): w.reset_at for w in await self.store.blocked(self.clock())}
+
     async def share(self, x_user_id: str, endpoint: str) -> None:
         """After a call: what X's headers said, written through to the database the other processes read."""
         if not self.shared:
