@@ -23,17 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.bench_queue import LIMIT, POSTS, finished, make_list
 from bench.common import report
 from bot.sandbox.harness import Sandbox
-from bot.sandbox.members import Attachment, Member, Message
+from bot.sandbox.members import Member
 from bot.sandbox.polling import until
 from bot.sandbox.ports import free_port
 from bot.sandbox.postgres import ThrowawayPostgres, unavailable_reason
 from bot.sandbox.processes import BotProcess
 from bot.store import Database
-
-POSTS = "POST /2/users/:id/muting"
-LIMIT = 50  # X's mutes per window, per member
 
 
 @dataclass
@@ -43,10 +41,6 @@ class Result:
     windows: float
     per_second: float
     by_process: dict[str, int]
-
-
-def finished(message: Message) -> bool:
-    return bool(message.embeds) and str(message.embeds[0].get("title", "")).startswith("Finished")
 
 
 async def serve(label: str, processes: int, database_url: str | None, args: argparse.Namespace) -> Result | None:
@@ -82,10 +76,7 @@ async def serve(label: str, processes: int, database_url: str | None, args: argp
                 await sandbox.link(people[-1], f"user{2 + i}")
             first = 2 + members
             names = [f"user{i}" for i in range(first, first + entries)]
-            await mod.slash("mutelist create", name="shared")
-            imported = await mod.slash("mutelist import", name="shared",
-                                       file=Attachment("l.txt", "\n".join(names).encode()))
-            assert f"**{entries}**" in imported.embeds[0]["description"], imported.embeds
+            await make_list(sandbox, mod, "shared", names)
 
             posts_before = sandbox.x.calls[POSTS]
             started = time.perf_counter()
