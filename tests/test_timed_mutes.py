@@ -111,13 +111,21 @@ async def test_a_plain_mute_cancels_an_unmute_its_end_already_queued(sandbox: Sa
 
 
 async def test_unmute_cancels_the_timer(sandbox: Sandbox, linked: Member) -> None:
+    assert sandbox.bot is not None
+    timers = sandbox.bot.services.stores.timers
+    target = sandbox.x.user("user9").id
     await linked.slash("mute", username="user9", duration="1d")
+    assert target in await timers.ends(linked.id, [target])
     reply = await linked.slash("unmute", username="user9")
     assert reply.embeds[0]["title"] == "Unmuted on X"
-    await linked.slash("mute", username="user9")  # muted again, for good
-    await let_pass(sandbox, 2 * DAY, linked)
-    assert muted(sandbox, "user1", "user9")
-    assert sandbox.x.calls[DELETES] == 1  # only the /unmute's
+    assert not muted(sandbox, "user1", "user9")
+    assert sandbox.x.calls[DELETES] == 1  # the /unmute's own
+    assert await timers.ends(linked.id, [target]) == {}  # the /unmute itself took the timer out
+    assert await timers.count() == 0
+    dms = len(await linked.dms())
+    await let_pass(sandbox, 2 * DAY, linked)  # well past the end it had
+    assert sandbox.x.calls[DELETES] == 1  # no second unmute from the timer
+    assert len(await linked.dms()) == dms  # and no "ended" message
     assert [m for m in await linked.dms() if ended(m)] == []
 
 
