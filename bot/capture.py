@@ -193,6 +193,8 @@ class CaptureService:
                 await self._read(source, x_post, creds, call, take)
             except XRateLimited as exc:
                 limited[source] = exc.reset_at
+                if not per_source[source]:  # nothing read: no count to show ("0 likers"), the note says why
+                    del per_source[source]
             except XForbidden:
                 if source != "liked":
                     raise

@@ -40,7 +40,7 @@ def preview_embed(preview: CapturePreview) -> discord.Embed:
                      "adds likers; the other sources were captured meanwhile.")
     for source, reset_at in preview.limited.items():
         notes.append(f"X's limit for reading {SOURCE_WORDS[source][1]} is used up until <t:{int(reset_at) + 1}:R>; "
-                     "they were not read.")
+                     + ("the rest of them were not read." if source in preview.per_source else "they were not read."))
     if preview.old_post:
         notes.append("The post is more than 7 days old: X's recent search only finds replies from the last 7 days.")
     notes.append(f"X reads: {preview.x_reads}.")

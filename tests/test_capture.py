@@ -8,7 +8,7 @@ import io
 import pytest
 
 from bot.sandbox.harness import Sandbox
-from bot.sandbox.members import Member, Reply
+from bot.sandbox.members import Attachment, Member, Reply
 from bot.sandbox.x_emulator import EmulatedPost
 from tests.helpers import until
 
@@ -17,6 +17,20 @@ QUOTERS = [f"t{i}" for i in range(21, 31)]  # 10, nine of them also repliers
 REPOSTERS = [f"t{i}" for i in range(25, 44)] + ["ally"]  # 20; ally is protected
 LIKERS = [f"t{i}" for i in range(35, 74)] + ["user1"]  # 40; user1 is the moderator's own account
 NEW = {f"t{i}" for i in range(3, 74)} | {"target"}  # t1 and t2 are on the list already
+EXCLUDED = {"user1", "user2", "ally"}  # the moderator's own, alice's linked, the protected account
+SEEDED = {"author": ["target"], "replied": REPLIERS, "quoted": QUOTERS, "reposted": REPOSTERS, "liked": LIKERS}
+
+
+def sources_of(name: str) -> tuple[str, ...]:
+    """The sources an account of the seeded pile-on took part in, in the order entries record them."""
+    return tuple(source for source, names in SEEDED.items() if name in names)
+
+
+def read_order() -> list[str]:
+    """The accounts in the order a capture meets them: the author, reposters and likers newest first, then
+    quoters and repliers newest first (recent search and quote_tweets list the newest post first)."""
+    met = ["target", *reversed(REPOSTERS), *reversed(LIKERS), *reversed(QUOTERS), *reversed(REPLIERS)]
+    return list(dict.fromkeys(met))
 
 
 def description(reply: Reply) -> str:
@@ -70,7 +84,11 @@ async def test_preview_counts_then_add_mutes_subscribers_through_the_queue(
     assert ("Left out: 1 your own X account; 1 linked by members of this server; 1 protected in this server."
             in text)
     assert "X reads: 5." in field(preview, "Notes")
-    assert field(preview, "Sample").startswith("`@")
+    # The sample is the first ten accounts to add: ally (the newest reposter) and user1 (the newest liker) would
+    # be among them if exclusions were not applied first.
+    offered = [n for n in read_order() if n not in EXCLUDED | {"t1", "t2"}]
+    assert offered[:2] == ["target", "t43"] and "ally" in read_order()[:2]
+    assert field(preview, "Sample") == ", ".join(f"`@{n}`" for n in offered[:10]) + " and 62 more"
     assert [b["label"] for b in preview.buttons] == ["Add", "Cancel"]
     reads = {k: sandbox.x.calls[k] - before.get(k, 0) for k in sandbox.x.calls if k.startswith("GET /2/tweets")}
     assert reads == {"GET /2/tweets/:id": 1, "GET /2/tweets/search/recent": 1, "GET /2/tweets/:id/quote_tweets": 1,
@@ -87,10 +105,13 @@ async def test_preview_counts_then_add_mutes_subscribers_through_the_queue(
     lists = sandbox.bot.services.lists
     entries = {e.username: e for e in await lists.entries((await lists.get(sandbox.guild_id, "raid")).id)}
     post_url = f"https://x.com/target/status/{pile_on.id}"
-    assert entries["t25"].evidence_url == post_url and entries["t25"].reason == "pile-on"
+    for name in NEW:  # each captured entry: the post, and exactly the sources the seeded sets say
+        assert (entries[name].evidence_url, entries[name].evidence_sources, entries[name].reason) == (
+            post_url, sources_of(name), "pile-on"), name
     assert entries["t25"].evidence_sources == ("replied", "quoted", "reposted")
     assert entries["target"].evidence_sources == ("author",)
-    assert entries["t1"].evidence_url is None  # added by hand before
+    for name in ("t1", "t2"):  # added by hand before: the capture leaves their entries as they were
+        assert (entries[name].evidence_url, entries[name].evidence_sources) == (None, ()), name
 
     # 74 mutes at 50 per 15-minute window: the queue waits for the window instead of meeting a 429
     await until(lambda: len(sandbox.x.mutes_of("user3")) >= 50, what="the first window of mutes")
@@ -196,3 +217,105 @@ async def test_a_link_from_before_like_read_captures_the_rest(sandbox: Sandbox, 
     assert "A fresh `/link` adds likers" in field(preview, "Notes")
     assert "likers" not in description(preview)
     assert sandbox.x.calls["GET /2/tweets/:id/liking_users"] == 0
+
+
+DAY = 24 * 3600.0
+
+
+async def test_an_old_post_says_recent_search_misses_its_older_replies(sandbox: Sandbox, mod: Member) -> None:
+    await sandbox.link(mod, "user1")
+    await mod.slash("mutelist create", name="raid")
+    now = sandbox.clock()
+    post = sandbox.x.seed_post("oldie", repliers=["early1", "early2", "early3"], likers=["fan1"],
+                               created_at=now - 8 * DAY)
+    for i, name in enumerate(("late1", "late2")):  # replies from inside recent search's 7 days
+        sandbox.x.add_post(name, f"@oldie late reply {i}", reply_to=post.id, created_at=now - DAY + 60 * i)
+    preview = await mod.slash("mutelist capture", name="raid", post=post.id)
+    assert preview.embeds[0]["title"] == "Capture preview: 4 accounts to add", preview
+    text = description(preview)
+    assert "- 2 repliers" in text and "- 1 liker" in text  # the replies of the first day are out of reach
+    assert ("The post is more than 7 days old: X's recent search only finds replies from the last 7 days."
+            in field(preview, "Notes"))
+    await preview.click("Add")
+    assert await names(sandbox) == {"oldie", "late1", "late2", "fan1"}
+
+
+async def test_a_used_up_likers_limit_is_said_and_nothing_is_sent_for_it(sandbox: Sandbox, mod: Member) -> None:
+    await sandbox.link(mod, "user1")
+    await mod.slash("mutelist create", name="raid")
+    post = sandbox.x.seed_post("target", repliers=["r1", "r2"], quoters=["q1"], reposters=["p1"],
+                               likers=["k1", "k2"])
+    # Another use of the moderator's X account read likers 74 times in this window; the first capture takes
+    # the 75th, X's last (its answer says none remain), so the second one knows before sending.
+    token = sandbox.x.issue_token("user1")["access_token"]
+    for _ in range(74):
+        used = await sandbox.http.get(f"{sandbox.x.base_url}/2/tweets/{post.id}/liking_users",
+                                      headers={"Authorization": f"Bearer {token}"})
+        assert used.status_code == 200, used.text
+    reset = int(used.headers["x-rate-limit-reset"])
+    first = await mod.slash("mutelist capture", name="raid", post=post.id, who="likers")
+    assert first.embeds[0]["title"] == "Capture preview: 2 accounts to add"
+    assert sandbox.x.calls["GET /2/tweets/:id/liking_users"] == 75
+
+    preview = await mod.slash("mutelist capture", name="raid", post=post.id)
+    assert preview.embeds[0]["title"] == "Capture preview: 5 accounts to add", preview  # all but the likers
+    text = description(preview)
+    for line in ("1 author", "2 repliers", "1 quoter", "1 reposter"):
+        assert f"- {line}" in text, line
+    assert "liker" not in text  # not "0 likers": they were not read
+    notes = field(preview, "Notes")
+    assert f"X's limit for reading likers is used up until <t:{reset + 1}:R>; they were not read." in notes
+    assert "X reads: 4." in notes
+    assert sandbox.x.calls["GET /2/tweets/:id/liking_users"] == 75  # nothing X would refuse was sent
+    assert sandbox.x.calls["429"] == 0
+
+
+async def test_a_capture_stops_at_1000_accounts_and_says_where(sandbox: Sandbox, mod: Member) -> None:
+    await sandbox.link(mod, "user1")
+    await mod.slash("mutelist create", name="raid")
+    reposters, likers = [f"p{i}" for i in range(100)], [f"k{i}" for i in range(100)]
+    post = sandbox.x.seed_post("target", repliers=[f"r{i}" for i in range(900)], reposters=reposters,
+                               likers=likers)
+    before = dict(sandbox.x.calls)
+    preview = await mod.slash("mutelist capture", name="raid", post=post.id)
+    assert preview.embeds[0]["title"] == "Capture preview: 1000 accounts to add", preview
+    text = description(preview)
+    assert "1000 different accounts took part" in text
+    for line in ("1 author", "100 reposters", "100 likers", "0 quoters", "799 repliers"):
+        assert f"- {line}" in text, line
+    notes = field(preview, "Notes")
+    assert ("A capture reads at most 1,000 accounts: it stopped there while reading the repliers, so some of them "
+            "were not read.") in notes
+    # The fewest calls that reach 1,000: the post, one page each of reposters, likers and quoters (201 accounts),
+    # then 8 pages of 100 replies, newest first, for the other 799.
+    reads = {k: sandbox.x.calls[k] - before.get(k, 0) for k in sandbox.x.calls if k.startswith("GET /2/tweets")}
+    assert reads == {"GET /2/tweets/:id": 1, "GET /2/tweets/:id/retweeted_by": 1, "GET /2/tweets/:id/liking_users": 1,
+                     "GET /2/tweets/:id/quote_tweets": 1, "GET /2/tweets/search/recent": 8}
+    assert "X reads: 12." in notes
+    added = await preview.click("Add")
+    assert "Added **1000** accounts" in description(added)
+    assert await names(sandbox) == {"target", *reposters, *likers, *(f"r{i}" for i in range(101, 900))}
+
+
+async def test_a_preview_still_adds_after_14_minutes(sandbox: Sandbox, pile_on: EmulatedPost, mod: Member) -> None:
+    preview = await mod.slash("mutelist capture", name="raid", post=url(pile_on), who="author")
+    sandbox.advance(14 * 60)
+    added = await preview.click("Add")
+    assert added.embeds[0]["title"] == "Capture added", added
+    assert await names(sandbox) == {"t1", "t2", "target"}
+
+
+async def test_an_import_naming_a_protected_account_leaves_it_out(
+    sandbox: Sandbox, pile_on: EmulatedPost, mod: Member,
+) -> None:
+    by_name = Attachment("list.csv", b"username,reason\nt5,spam\nally,spam\n")
+    reply = await mod.slash("mutelist import", name="raid", file=by_name)
+    embed = reply.embeds[0]
+    assert embed["description"].startswith("2 rows read: **1** added to"), embed
+    assert "0 already on it, 1 not usable." in embed["description"]
+    assert embed["fields"][0]["value"] == "line 3: `ally` — protected in this server"
+    by_id = Attachment("ids.csv", f"id\n{sandbox.x.user('ally').id}\n".encode())
+    reply = await mod.slash("mutelist import", name="raid", file=by_id)
+    assert "**0** added" in reply.embeds[0]["description"]
+    assert reply.embeds[0]["fields"][0]["value"] == "line 2: `ally` — protected in this server"
+    assert await names(sandbox) == {"t1", "t2", "t5"}
