@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # the queue imports the mute service, which imports the sched
 log = logging.getLogger(__name__)
 
 IDLE = 3600.0  # with nothing due sooner, look again this often anyway (a timer set by another process)
+# While sleeping, read the clock again this often: asyncio sleeps on the monotonic clock, so a wall clock that
+# jumped ahead (a suspended machine, an NTP step; a test's injected clock) would otherwise be noticed late.
+CLOCK_CHECK = 60.0
 MEMBERS_PER_ROUND = 100
 
 
@@ -55,7 +58,8 @@ class MuteTimers:
     """The runner: fires due timers (see the module docstring)."""
 
     def __init__(self, stores: Stores, schedule: TimerSchedule, queue: ActionQueue, *,
-                 clock: Callable[[], float] = time.time, idle: float = IDLE) -> None:
+                 clock: Callable[[], float] = time.time, idle: float = IDLE,
+                 clock_check: float = CLOCK_CHECK) -> None:
         self.db = stores.db
         self.store = stores.timers
         self.lists = stores.lists
@@ -64,8 +68,15 @@ class MuteTimers:
         self.queue = queue
         self.clock = clock
         self.idle = idle
+        self.clock_check = clock_check  # a plain attribute: tests shorten it
+        self._sleeping_until: float | None = None
         self.fired = 0  # timers this process fired, for tests
         self.rounds = 0  # looks at the clock, for tests that wait for one
+
+    @property
+    def sleeping_until(self) -> float | None:
+        """The clock time the task sleeps until (the earliest end, or the idle look), None while it is awake."""
+        return self._sleeping_until
 
     async def run(self) -> None:
         while True:
@@ -73,8 +84,18 @@ class MuteTimers:
             await self.fire_due()
             self.rounds += 1
             due = await self.store.next_due()
-            delay = self.idle if due is None else max(0.0, due - self.clock())
-            await wait_for_event(self.schedule.wake, min(delay, self.idle))
+            now = self.clock()
+            self._sleeping_until = now + self.idle if due is None else min(due, now + self.idle)
+            try:
+                await self._sleep_until(self._sleeping_until)
+            finally:
+                self._sleeping_until = None
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Until the clock reads `deadline`, or the schedule wakes the task (a sooner end was set)."""
+        while (left := deadline - self.clock()) > 0:
+            if await wait_for_event(self.schedule.wake, min(left, self.clock_check)):
+                return
 
     async def fire_due(self) -> int:
         fired = 0

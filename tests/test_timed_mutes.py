@@ -129,6 +129,35 @@ async def test_unmute_cancels_the_timer(sandbox: Sandbox, linked: Member) -> Non
     assert [m for m in await linked.dms() if ended(m)] == []
 
 
+async def test_a_sooner_timer_wakes_the_sleeping_task_early(sandbox: Sandbox, linked: Member) -> None:
+    """RoboDanny's model: the task sleeps until the earliest end; setting a sooner one wakes it at once. Nothing
+    here pokes the task (no `Sandbox.advance`): only the /mute's own wake, and then the clock, move it."""
+    assert sandbox.bot is not None
+    services = sandbox.bot.services
+    timers, store = services.timers, services.stores.timers
+    timers.clock_check = 0.05  # while asleep, re-read the (injected) clock often, so moving it alone is seen
+    timers.idle = 2 * DAY  # and sleep all the way to the 1d end, not to the hourly look (IDLE)
+    day, minute = sandbox.x.user("user15").id, sandbox.x.user("user16").id
+    await linked.slash("mute", username="user15", duration="1d")
+    day_end = (await store.ends(linked.id, [day]))[day]
+    await until(lambda: timers.sleeping_until == day_end, what="the task to sleep until the 1d timer's end")
+
+    await linked.slash("mute", username="user16", duration="1m")
+    minute_end = (await store.ends(linked.id, [minute]))[minute]
+    assert minute_end < day_end
+    await until(lambda: timers.sleeping_until == minute_end, what="the task to wake and sleep until the 1m end")
+    assert timers.fired == 0 and muted(sandbox, "user1", "user16")
+
+    sandbox.clock.offset += 61  # the clock alone: no poke of the timer task or the queue
+    await until(lambda: timers.fired == 1, what="the 1m timer to fire")
+    await until(lambda: not muted(sandbox, "user1", "user16"), what="the 1m timer's unmute")
+    summary = await linked.wait_for_dm(ended)
+    assert summary.embeds[0]["title"] == "Finished: 1 timed mute ended"
+    assert muted(sandbox, "user1", "user15")  # the 1d one still runs
+    assert sandbox.x.calls[DELETES] == 1
+    await until(lambda: timers.sleeping_until == day_end, what="the task to sleep until the 1d end again")
+
+
 @pytest.mark.parametrize("typed", ["0m", "30s", "1y", "366d", "53w", "abc", "1.5h", "-5m", "5", "1h1h", "h",
                                    "12 hours"])
 async def test_bad_durations_are_refused_with_no_x_call(sandbox: Sandbox, linked: Member, typed: str) -> None:
