@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member, Reply
 from bot.sandbox.x_emulator import EmulatedPost
@@ -319,3 +320,51 @@ async def test_an_import_naming_a_protected_account_leaves_it_out(
     assert "**0** added" in reply.embeds[0]["description"]
     assert reply.embeds[0]["fields"][0]["value"] == "line 2: `ally` — protected in this server"
     assert await names(sandbox) == {"t1", "t2", "t5"}
+
+
+def muted(sandbox: Sandbox, who: str, target: str) -> bool:
+    return sandbox.x.user(target).id in sandbox.x.mutes_of(who)
+
+
+async def test_protecting_undoes_a_subscribers_mute_unless_another_servers_list_holds_it(
+    sandbox: Sandbox, mod: Member, bob: Member,
+) -> None:
+    await sandbox.link(mod, "user1")
+    await sandbox.link(bob, "user3")
+    await mod.slash("mutelist create", name="raid")
+    for name in ("user5", "user6"):
+        await mod.slash("mutelist add", name="raid", username=name)
+    await bob.slash("mutelist subscribe", name="raid")
+    await until(lambda: muted(sandbox, "user3", "user5") and muted(sandbox, "user3", "user6"),
+                what="the subscription's mutes")
+    # Protecting takes an account off every list of this server, so the list that keeps user6 muted for bob is
+    # in another server.
+    second = sandbox.discord.add_guild("Second Server")
+    await until(lambda: sandbox.bot is not None and sandbox.bot.get_guild(second) is not None,
+                what="the bot to see the second server")
+    mod2 = sandbox.discord.add_member(second, "mod2", permissions=MODERATOR_PERMISSIONS)
+    await sandbox.link(mod2, "user4")
+    await mod2.slash("mutelist create", name="other")
+    await mod2.slash("mutelist add", name="other", username="user6")
+    await sandbox.discord.add_member(second, "bob", user_id=bob.id).slash("mutelist subscribe", name="other")
+    assert sandbox.bot is not None
+    queue = sandbox.bot.services.queue
+
+    async def drained() -> bool:
+        return await queue.pending_for(bob.id) == 0
+
+    await until(drained, what="nothing left to send for bob")
+
+    kept = await mod.slash("mutelist protect", username="user6")
+    assert description(kept) == ("[@user6](https://x.com/user6) is protected: no list of this server may hold it, "
+                                 "and captures leave it out.\nTaken off `raid`.")
+    undone = await mod.slash("mutelist protect", username="user5")
+    assert description(undone) == ("[@user5](https://x.com/user5) is protected: no list of this server may hold "
+                                   "it, and captures leave it out.\nTaken off `raid`; unmuting it for 1 subscriber.")
+    await until(lambda: not muted(sandbox, "user3", "user5"), what="user5 unmuted for bob through the queue")
+    await until(drained, what="nothing left to send for bob")
+    assert muted(sandbox, "user3", "user6")  # the other server's list still holds it
+    assert sandbox.x.calls["DELETE /2/users/:source_user_id/muting/:target_user_id"] == 1
+    assert await names(sandbox) == set()
+    lists = sandbox.bot.services.lists
+    assert [e.username for e in await lists.entries((await lists.get(second, "other")).id)] == ["user6"]
