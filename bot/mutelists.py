@@ -396,11 +396,14 @@ class MuteLists:
         return mute_list, report
 
     async def publish(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, int, int, int]:
-        """Add the moderator's own current X mutes (every page); returns (list, added, already, queued for)."""
+        """Add the moderator's own current X mutes (every page) but the server's protected accounts; returns
+        (list, added, already, queued for). How many were protected is announced in the moderation log."""
         mute_list = await self.get(guild_id, name)
         await self.linked_moderator(actor)
         await self.mutes.refetch(actor)
         mine = await self.mute_store.oldest_first(actor)
+        protected = await self.moderation.protected_among(guild_id, [m.x_user_id for m in mine])
+        mine = [m for m in mine if m.x_user_id not in protected]  # no list of this server may hold them
         if mine:
             await self.end_departed(guild_id, mute_list.id)
         now = self.clock()
@@ -409,11 +412,11 @@ class MuteLists:
             new = [Target(m.x_user_id, m.username) for m in mine if m.x_user_id not in existing]
             self.store.add_entries(batch, mute_list.id, [(t.x_user_id, t.username) for t in new], None, actor, now)
             self.store.audit(batch, guild_id, actor, "publish", mute_list.id, now, added=len(new),
-                             already=len(mine) - len(new))
+                             already=len(mine) - len(new), protected=len(protected))
             queued, jobs = await self.follow_additions(batch, mute_list.id, new)
         await self.queue.settle_jobs(jobs)
         self.modlog.announce(ListChange("publish", guild_id, actor, mute_list.name, len(new),
-                                        already=len(mine) - len(new)))
+                                        already=len(mine) - len(new), problems=len(protected)))
         return mute_list, len(new), len(mine) - len(new), queued
 
     # -- protected accounts ------------------------------------------------------------------------------

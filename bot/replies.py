@@ -78,9 +78,10 @@ def modlog_line(change: ListChange) -> str:
     if kind == "capture":
         return (f"{who} captured {counted(change.count, 'account')} into {shown} from the post "
                 f"<{change.post_url}>.")
-    if kind == "publish":
+    if kind == "publish":  # `problems`: the mutes left out because the server protects them
+        left_out = f", {counted(change.problems, 'protected account')} left out" if change.problems else ""
         return (f"{who} published {counted(change.count, 'account')} of their own X mutes to {shown} "
-                f"({change.already} already on it).")
+                f"({change.already} already on it{left_out}).")
     if kind == "protect":
         return (f"{who} protected {account}: no list of this server may hold it; taken off "
                 f"{counted(change.count, 'list')}.")

@@ -86,6 +86,26 @@ async def test_every_kind_of_change_is_announced_naming_the_moderator_and_the_co
     assert await refusals(mod) == []
 
 
+async def test_a_publish_leaves_out_protected_accounts_and_says_how_many(
+    sandbox: Sandbox, mod: Member, log_channel: int,
+) -> None:
+    await sandbox.link(mod, "user1")
+    await mod.slash("mutelist modlog", channel=log_channel)
+    await mod.slash("mutelist create", name="spam")
+    await mod.slash("mutelist add", name="spam", username="user5")
+    await mod.slash("mutelist protect", username="user8")
+    sandbox.x.seed_mutes("user1", ["user5", "user8", "user9"])  # the moderator mutes a protected account on X
+    reply = await mod.slash("mutelist publish", name="spam")
+    assert "Added **1** account to" in description(reply) and "1 was already on it" in description(reply)
+    assert await announced(sandbox, log_channel, 5) == (
+        f"{mod.mention} published 1 account of their own X mutes to `spam` (1 already on it, 1 protected account "
+        "left out).")
+    assert sandbox.bot is not None
+    lists = sandbox.bot.services.lists
+    assert {e.username for e in await lists.entries((await lists.get(sandbox.guild_id, "spam")).id)} == {
+        "user5", "user9"}
+
+
 async def test_without_a_channel_it_stops_announcing(sandbox: Sandbox, mod: Member, log_channel: int) -> None:
     nothing = await mod.slash("mutelist modlog")
     assert "were not being announced anywhere" in description(nothing)
