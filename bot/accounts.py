@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -32,6 +32,10 @@ from bot.x_client import DEFAULT_TIMEOUT, UserAuth, XClient, XError, XUnauthoriz
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# What became of the tokens a link replaced or an unlink forgot: X confirmed ending them all (or there were none),
+# X was asked but did not confirm it all, or X could not be asked (no configured key decrypts them).
+Revocation = Literal["confirmed", "unconfirmed", "not_asked"]
 
 # like.read since issue 16: capture reads a post's likers (openapi.json getPostsLikingUsers); links made before
 # lack it, and capture says that a fresh /link adds likers.
@@ -89,13 +93,13 @@ class Linked:
     member_id: int
     member_name: str
     replaced: XUser | None  # the X account this link replaced, when it was another one
-    revoked: bool  # X confirmed revoking what this link replaced (True when nothing was replaced)
+    revocation: Revocation  # of what this link replaced ("confirmed" when nothing was replaced)
 
 
 @dataclass(frozen=True)
 class Unlinked:
     account: LinkedAccount
-    revoked: bool  # X confirmed revoking mutebot's tokens
+    revocation: Revocation  # of mutebot's tokens at X
 
 
 @dataclass(frozen=True)
@@ -377,7 +381,7 @@ class AccountService:
                 if previous is not None and another:
                     self._forget_x_account(batch, member_id, "you linked another X account")
             self._unsealed.pop(member_id, None)
-        revoked = True if previous is None else await self._revoke_row(previous, keep=access)
+        revocation: Revocation = "confirmed" if previous is None else await self._revoke_row(previous, keep=access)
         log.info("member %s linked X account %s", member_id, user.id)
         if another:
             auth = UserAuth(user.id, access) if secret is None else self._auth1(user.id, access, secret)
@@ -388,7 +392,7 @@ class AccountService:
             except Exception:
                 log.exception("could not confirm a link to member %s", member_id)
         replaced = None if previous is None or not another else _account(previous).user
-        return Linked(user, member_id, state.member_name, replaced, revoked)
+        return Linked(user, member_id, state.member_name, replaced, revocation)
 
     def _forget_x_account(self, batch: Batch, member_id: int, outcome: str) -> None:
         """Everything mutebot knew about the member's X account: its mutes, the member's choices about them, what
@@ -429,8 +433,8 @@ class AccountService:
                                           job_id=None, now=now)
         return sum(len(t) for t in wanted.values())
 
-    async def _revoke_row(self, row: LinkRow, *, keep: Secret | None = None) -> bool:
-        """Ask X to end every token of a link we are forgetting; True when X confirmed it all."""
+    async def _revoke_row(self, row: LinkRow, *, keep: Secret | None = None) -> Revocation:
+        """Ask X to end every token of a link we are forgetting, and say what came of it."""
         try:
             access = self.vault.decrypt(row.access_token)
             refresh = None if row.refresh_token is None else self.vault.decrypt(row.refresh_token)
@@ -438,13 +442,15 @@ class AccountService:
         except VaultError:
             log.warning("the tokens of member %s cannot be decrypted, so X was not asked to revoke them",
                         row.member_id)
-            return False
+            return "not_asked"
         if access == keep:
-            return True  # X handed the same token again (OAuth 1.0a does): it is the new link's
+            return "confirmed"  # X handed the same token again (OAuth 1.0a does): it is the new link's
         if row.auth_kind == "oauth1":
-            return secret is not None and await self._invalidate_oauth1(access, secret)
-        confirmed = await self._revoke(refresh, "refresh_token") if refresh is not None else True
-        return await self._revoke(access, "access_token") and confirmed
+            ended = secret is not None and await self._invalidate_oauth1(access, secret)
+        else:
+            confirmed = await self._revoke(refresh, "refresh_token") if refresh is not None else True
+            ended = await self._revoke(access, "access_token") and confirmed
+        return "confirmed" if ended else "unconfirmed"
 
     async def _revoke(self, token: Secret, hint: str) -> bool:
         """POST /2/oauth2/revoke (RFC 7009); True when X answered 200."""

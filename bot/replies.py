@@ -102,6 +102,20 @@ def modlog_refused(channel_id: int, gone: bool) -> str:
             "stops announcing. You will not be told again until announcing works.")
 
 
+def unlinked_note(revocation: str) -> str:
+    """What /unlink did at X, as it happened (`revocation` as bot.accounts says it: "confirmed", "unconfirmed" or
+    "not_asked")."""
+    if revocation == "confirmed":
+        note = "mutebot's access was revoked at X and its tokens deleted."
+    elif revocation == "unconfirmed":
+        note = ("mutebot forgot its tokens here, but X did not confirm the revoke; you can revoke mutebot "
+                "yourself at x.com/settings/connected_apps.")
+    else:  # X was never asked: nothing here can read the tokens any more
+        note = ("mutebot forgot its tokens here, but could not ask X to revoke them: its encryption key changed, so "
+                "it can no longer read them. You can revoke mutebot yourself at x.com/settings/connected_apps.")
+    return f"{note} Your mutes on X stay as they are."
+
+
 def error_embed(message: str) -> discord.Embed:
     return discord.Embed(description=message[:4096], colour=COLOUR_ERROR)
 

@@ -170,9 +170,12 @@ def _linked_page(linked: Linked) -> web.Response:
     message = f"Your X account @{linked.user.username} is now linked to {who}. You can return to Discord."
     if linked.replaced is not None:
         message += f" It replaces @{linked.replaced.username}, which mutebot no longer acts for."
-    if not linked.revoked:
+    if linked.revocation == "unconfirmed":
         message += (" X did not confirm revoking mutebot's previous access; you can revoke it yourself at "
                     "x.com/settings/connected_apps.")
+    elif linked.revocation == "not_asked":
+        message += (" mutebot could not ask X to revoke its previous access: its encryption key changed, so it can "
+                    "no longer read it. You can revoke it yourself at x.com/settings/connected_apps.")
     return page(200, f"Linked @{linked.user.username}", message)
 
 

@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.replies import COLOUR_INFO, COLOUR_OK, account_embed, send_ephemeral
+from bot.replies import COLOUR_INFO, COLOUR_OK, account_embed, send_ephemeral, unlinked_note
 from bot.runtime import MuteBot
 from bot.x_client import XUser
 
@@ -54,13 +54,8 @@ class Linking(commands.Cog):
             return
         account = unlinked.account
         user = XUser(account.x_user_id, account.x_username, account.x_name, account.x_avatar_url)
-        if unlinked.revoked:
-            note = "mutebot's access was revoked at X and its tokens deleted."
-        else:
-            note = ("mutebot forgot its tokens here, but X did not confirm the revoke; you can revoke mutebot "
-                    "yourself at x.com/settings/connected_apps.")
         await send_ephemeral(interaction, embed=account_embed(
-            "X account unlinked", user, colour=COLOUR_INFO, note=f"{note} Your mutes on X stay as they are.",
+            "X account unlinked", user, colour=COLOUR_INFO, note=unlinked_note(unlinked.revocation),
         ))
 
     @app_commands.command(name="status", description="Your linked X account and your pending queued actions")

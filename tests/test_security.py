@@ -157,6 +157,9 @@ async def test_a_token_no_key_decrypts_means_relink_not_an_incident(tmp_path: Pa
 
             relinked = await sandbox.link(mod, "user9")  # relinking over an unreadable link works
             assert relinked.status_code == 200
+            # X was never asked to revoke what nobody can read: the page says that, not that X did not answer.
+            assert "could not ask X" in relinked.text and "did not confirm" not in relinked.text
+            assert "x.com/settings/connected_apps" in relinked.text
             added = await mod.slash("mutelist add", name="spam", username="user12")
             assert "Added to `spam`" in str(added.embeds)
             # The queue reaches alice's action, cannot unseal her token: it pauses her work, asking for a relink.
@@ -178,6 +181,7 @@ async def test_a_token_no_key_decrypts_means_relink_not_an_incident(tmp_path: Pa
             unlinked = await alice.slash("unlink")
             words = description(unlinked)
             assert unlinked.ephemeral and "incident" not in words
+            assert "could not ask X" in words and "did not confirm" not in words
             assert "x.com/settings/connected_apps" in words
             await sandbox.link(alice, "user1")
             again = await alice.slash("mute", username="user2")
@@ -259,6 +263,18 @@ async def test_unlink_says_so_when_x_did_not_confirm_the_revoke(sandbox: Sandbox
     words = description(reply)
     assert "did not confirm" in words and "x.com/settings/connected_apps" in words
     assert "not linked" in description(await alice.slash("status"))  # forgotten here all the same
+
+
+async def test_a_relink_says_so_when_x_did_not_confirm_revoking_the_old_access(
+    sandbox: Sandbox, alice: Member
+) -> None:
+    await sandbox.link(alice, "user1")
+    sandbox.x.fail_next["POST /2/oauth2/revoke"] = 2  # the old refresh token's revoke and the old access token's
+    page = await sandbox.link(alice, "user2")
+    assert "@user2" in page.text and "It replaces @user1" in page.text
+    assert "X did not confirm revoking" in page.text and "x.com/settings/connected_apps" in page.text
+    assert "could not ask X" not in page.text
+    assert sandbox.x.live_grants("user1") == {"access": 1, "refresh": 1, "oauth1": 0}  # X really still has them
 
 
 async def test_oauth1_unlink_invalidates_the_token_at_x(tmp_path: Path) -> None:
