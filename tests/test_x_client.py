@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from bot.x_client import (
     XUsageCapped,
     XUserNotFound,
 )
+from tests.helpers import until
 from tests.xrecorded import load_openapi
 
 
@@ -154,6 +156,25 @@ async def test_a_mute_that_x_answers_503_once_is_sent_again(emu: XEmulator, clie
     assert await client.mute(auth, emu.user("user2").id) is True
     assert emu.calls["POST /2/users/:id/muting"] == 3
     assert emu.mutes_of("user1") == [emu.user("user2").id]
+
+
+async def test_a_mute_that_times_out_once_is_sent_again(emu: XEmulator) -> None:
+    """A POST muting X did not answer in time is sent again: whether or not the first one landed, muting an
+    account X already mutes answers `muting: true`, so the retry cannot double anything."""
+    key = "POST /2/users/:id/muting"
+    emu.endpoint_latency[key] = 1.0
+
+    async def answer_at_once_after_the_first() -> None:
+        await until(lambda: emu.calls[key] >= 1, what="the first POST muting")
+        emu.endpoint_latency[key] = 0.0
+
+    auth = auth_for(emu, "user1")
+    async with XClient(emu.base_url, timeout=0.2, retries=2) as client:
+        quicken = asyncio.create_task(answer_at_once_after_the_first())
+        assert await client.mute(auth, emu.user("user2").id) is True
+        await quicken
+    assert emu.calls[key] == 2
+    await until(lambda: emu.mutes_of("user1") == [emu.user("user2").id], what="the mute at X")
 
 
 async def test_timeouts_become_unavailable(emu: XEmulator) -> None:
