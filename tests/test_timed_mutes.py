@@ -6,6 +6,7 @@ no test sleeps for the length of a mute."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,7 @@ async def test_a_list_the_member_follows_keeps_it_muted_and_why_names_it(sandbox
     await until(lambda: muted(sandbox, "user1", "user12"), what="the list's mute")
     await linked.slash("mute", username="user12", duration="1d")
     why = await linked.slash("why", username="@USER12")
+    assert why.ephemeral and len(why.embeds) == 1
     assert "a list you subscribe to holds it, so it will stay muted" in why.embeds[0]["description"]
 
     await let_pass(sandbox, 2 * DAY, linked)
@@ -197,12 +199,14 @@ async def test_a_list_the_member_follows_keeps_it_muted_and_why_names_it(sandbox
     assert "1 account stays muted because a list you subscribe to holds it" in summary.embeds[0]["title"]
     assert muted(sandbox, "user1", "user12")
     why = await linked.slash("why", username="https://x.com/user12")
+    assert why.ephemeral and len(why.embeds) == 1
     embed = why.embeds[0]
     assert embed["title"] == "Why @user12 is muted for you"
     assert "You muted it yourself" not in embed["description"]  # the timed choice is over
     [field] = embed["fields"]
     assert field["name"] == "`spoilers` in Sandbox Server"
-    assert f"Added by <@{mod.id}>" in field["value"] and "Reason: leaks the finale" in field["value"]
+    assert re.search(rf"Added by <@{mod.id}> <t:\d+:f>", field["value"]), field  # when, as a Discord timestamp
+    assert "Reason: leaks the finale" in field["value"]
 
 
 async def test_a_thousand_timers_due_at_once_end_within_x_limits_in_one_message(tmp_path: Path) -> None:
@@ -219,6 +223,7 @@ async def test_a_thousand_timers_due_at_once_end_within_x_limits_in_one_message(
                 await asyncio.sleep(0.05)  # X's window for mutes is spent: wait for the next one
         assert len(sandbox.x.mutes_of("user1")) == 1000
         before_429 = sandbox.x.calls["429"]
+        dms_before = len(await alice.dms())
         sandbox.advance(2 * HOUR)
         await until(lambda: not sandbox.x.mutes_of("user1"), timeout=60, what="all 1,000 unmutes")
         summary = await alice.wait_for_dm(ended)
@@ -227,6 +232,9 @@ async def test_a_thousand_timers_due_at_once_end_within_x_limits_in_one_message(
         assert sandbox.x.calls["429"] == before_429  # the queue kept within X's window
         assert sandbox.x.calls[DELETES] == 1000
         assert len([m for m in await alice.dms() if ended(m)]) == 1
+        assert sandbox.bot is not None
+        assert await sandbox.bot.services.queue.pending_for(alice.id) == 0
+        assert len(await alice.dms()) == dms_before + 1  # that one message is all she heard of the 1,000
 
 
 async def test_unlinking_ends_the_timers_of_the_account_it_forgets(sandbox: Sandbox, linked: Member) -> None:
