@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth1Client
 
-from bot.sandbox.x_emulator import XEmulator
+from bot.sandbox.x_emulator import RATE_LIMITS, XEmulator
 from tests.xrecorded import Exchange, load_exchanges, load_openapi, shape_mismatches, x_api_dir
 
 EXCHANGES = load_exchanges()
@@ -337,7 +337,8 @@ async def test_post_parameters_follow_spec(emu: XEmulator, http: httpx.AsyncClie
     pile = emu.seed_post("user2", repliers=["r1"])
     for operation_id, path in (("searchPostsRecent", "/2/tweets/search/recent"),
                                ("getPostsQuotedPosts", f"/2/tweets/{pile.id}/quote_tweets"),
-                               ("getPostsRepostedBy", f"/2/tweets/{pile.id}/retweeted_by")):
+                               ("getPostsRepostedBy", f"/2/tweets/{pile.id}/retweeted_by"),
+                               ("getPostsLikingUsers", f"/2/tweets/{pile.id}/liking_users")):
         schema = _parameter(operation_id, "max_results")["schema"]
         for value in (schema["minimum"] - 1, schema["minimum"], schema["default"], schema["maximum"],
                       schema["maximum"] + 1):
@@ -358,3 +359,73 @@ async def test_post_parameters_follow_spec(emu: XEmulator, http: httpx.AsyncClie
     week_ago = (await http.get("/2/tweets/search/recent", params={
         "query": "conversation_id:1", "start_time": "2001-01-01T00:00:00Z"}))
     assert week_ago.status_code == 400 and "on or after" in week_ago.text
+
+
+def _common_problem() -> dict[str, Any]:
+    """What every problem the spec lists (`Problem`'s oneOf) shares: the fields all of them require and the
+    properties all of them define, as they define them; only `type` is any string. X answers a missing scope and
+    a used-up window with RFC 7807's `about:blank` (its 403 and 429 bodies), a type the spec's list leaves out."""
+    variants = [COMPONENTS["schemas"][v["$ref"].rsplit("/", 1)[1]] for v in COMPONENTS["schemas"]["Problem"]["oneOf"]]
+    required = set.intersection(*(set(v["required"]) for v in variants))
+    shared = set.intersection(*(set(v["properties"]) for v in variants))
+    properties = {name: variants[0]["properties"][name] for name in shared if name != "type"}
+    for name in properties:  # the variants agree on each shared property but the type's enum
+        assert all(v["properties"][name] == properties[name] for v in variants), name
+    return {"type": "object", "required": sorted(required), "properties": {**properties, "type": {"type": "string"}}}
+
+
+async def test_post_error_responses_validate_against_spec(emu: XEmulator) -> None:
+    pile = emu.seed_post("user2", repliers=["r1"], likers=["l1"])
+    problem = jsonschema.Draft7Validator({"$ref": "#/components/schemas/Problem", "components": COMPONENTS})
+    invalid = jsonschema.Draft7Validator({"$ref": "#/components/schemas/InvalidRequestProblem",
+                                          "components": COMPONENTS})
+    common = _common_problem()
+    assert {"type", "title", "detail"} <= set(common["required"]) and "status" in common["properties"]
+    shared = jsonschema.Draft7Validator(common)
+    ids = {"getPostsById": "/2/tweets/{}", "getPostsQuotedPosts": "/2/tweets/{}/quote_tweets",
+           "getPostsRepostedBy": "/2/tweets/{}/retweeted_by", "getPostsLikingUsers": "/2/tweets/{}/liking_users"}
+    token = emu.issue_token("user1", LIKE_SCOPES)
+    async with httpx.AsyncClient(base_url=emu.base_url,
+                                 headers={"Authorization": f"Bearer {token['access_token']}"}) as http:
+        refused: list[tuple[str, str, httpx.Response]] = [
+            (operation_id, "id", await http.get(path.format("12ab"))) for operation_id, path in ids.items()
+        ]
+        refused.append(("searchPostsRecent", "query", await http.get("/2/tweets/search/recent")))
+        for operation_id, path in [*ids.items(), ("searchPostsRecent", "/2/tweets/search/recent")]:
+            if operation_id == "getPostsById":
+                continue
+            over = _parameter(operation_id, "max_results")["schema"]["maximum"] + 1
+            resp = await http.get(path.format(pile.id), params={"max_results": over,
+                                                                "query": f"conversation_id:{pile.id}"})
+            refused.append((operation_id, "max_results", resp))
+        for operation_id, parameter, resp in refused:
+            assert resp.status_code == 400, (operation_id, parameter, resp.text)
+            assert resp.headers["content-type"] == "application/json; charset=utf-8"
+            body = resp.json()
+            top = {k: v for k, v in body.items() if k != "errors"}
+            errors = sorted(str(e.message) for e in problem.iter_errors(top))
+            assert not errors, (operation_id, parameter, body, errors)
+            assert invalid.is_valid(top), (operation_id, parameter, body)  # the one of the spec's problems it is
+            assert [list(e["parameters"]) for e in body["errors"]] == [[parameter]], (operation_id, body)
+            assert all(isinstance(e["message"], str) and e["message"] for e in body["errors"])
+        # The spec's own list refuses X's about:blank, so the 403 and 429 below are held to what all its problems share.
+        assert not problem.is_valid({"title": "Forbidden", "detail": "Forbidden", "type": "about:blank"})
+
+        without_likes = emu.issue_token("user1", "tweet.read users.read mute.read")
+        other = {"Authorization": f"Bearer {without_likes['access_token']}"}
+        forbidden = await http.get(f"/2/tweets/{pile.id}/liking_users", headers=other)
+        assert (await http.get(f"/2/tweets/{pile.id}/retweeted_by", headers=other)).status_code == 200
+        # The window's calls, those above included (X counts a refused call too), until X refuses the next.
+        for _ in range(RATE_LIMITS["GET /2/tweets/:id/liking_users"] + 1):
+            limited = await http.get(f"/2/tweets/{pile.id}/liking_users")
+            if limited.status_code != 200:
+                break
+        assert limited.headers["x-rate-limit-remaining"] == "0"
+        assert limited.headers["x-rate-limit-reset"].isdigit()
+    for status, resp in ((403, forbidden), (429, limited)):
+        assert resp.status_code == status, resp.text
+        assert resp.headers["content-type"] == "application/json; charset=utf-8"
+        body = resp.json()
+        errors = sorted(str(e.message) for e in shared.iter_errors(body))
+        assert not errors, (status, body, errors)
+        assert body["status"] == status and body["type"] == "about:blank"
