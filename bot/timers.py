@@ -116,7 +116,7 @@ class MuteTimers:
             for timer in timers:
                 # The member's timed choice is over either way; a list they subscribe to that holds it keeps it muted.
                 self.mutes.forget_choice(batch, member_id, timer.x_user_id)
-                if not await self.lists.held_elsewhere(member_id, timer.x_user_id, None):
+                if not await self._subscribed_list_holds(member_id, timer.x_user_id):
                     unmute.append(QueuedTarget(timer.x_user_id, timer.username))
             kept = len(timers) - len(unmute)
             title = f"{counted(len(timers), 'timed mute')} ended"
@@ -132,3 +132,8 @@ class MuteTimers:
                  counted(len(unmute), "unmute"))
         await self.queue.report_now(job_id)
         return len(timers)
+
+    async def _subscribed_list_holds(self, member_id: int, x_user_id: str) -> bool:
+        """A list the member subscribes to has the account as an entry (issue 17's words). Not `held_elsewhere`:
+        that also counts a list that once muted it for them and that they have left since."""
+        return any(reason.following for reason in await self.lists.reasons(member_id, x_user_id))

@@ -209,6 +209,26 @@ async def test_a_list_the_member_follows_keeps_it_muted_and_why_names_it(sandbox
     assert "Reason: leaks the finale" in field["value"]
 
 
+async def test_a_list_the_member_left_does_not_keep_a_timed_mute(sandbox: Sandbox, linked: Member,
+                                                                 mod: Member) -> None:
+    """Only a list the member still subscribes to keeps it muted past its end: one they left, though it muted the
+    account for them once (and that mute was kept when they left), does not."""
+    await sandbox.link(mod, "user2")
+    await mod.slash("mutelist create", name="spoilers")
+    await mod.slash("mutelist add", name="spoilers", username="user17")
+    await linked.slash("mutelist subscribe", name="spoilers")
+    await until(lambda: muted(sandbox, "user1", "user17"), what="the list's mute")
+    await linked.slash("mutelist unsubscribe", name="spoilers")  # without undo: what it muted stays muted
+    assert muted(sandbox, "user1", "user17")
+    await linked.slash("mute", username="user17", duration="1h")
+    await let_pass(sandbox, 2 * HOUR, linked)
+    summary = await linked.wait_for_dm(ended)
+    assert summary.embeds[0]["title"] == "Finished: 1 timed mute ended"
+    assert "Unmuted **1**" in summary.embeds[0]["description"]
+    assert not muted(sandbox, "user1", "user17")
+    assert sandbox.x.calls[DELETES] == 1
+
+
 async def test_a_thousand_timers_due_at_once_end_within_x_limits_in_one_message(tmp_path: Path) -> None:
     async with Sandbox(tmp_path, x_users=1100, window_seconds=0.1) as sandbox:
         alice = sandbox.member("alice")
