@@ -10,8 +10,8 @@ UNITS = {"m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 MIN_SECONDS = 60
 MAX_SECONDS = 365 * 86_400
 MAX_INPUT = 40
-_WHOLE = re.compile(r"(?:\d{1,6}[mhdw])+")
-_PART = re.compile(r"(\d{1,6})([mhdw])")
+_WHOLE = re.compile(r"(?:[0-9]{1,6}[mhdw])+")  # ASCII digits: \d (and int()) also take "５" or "٥"
+_PART = re.compile(r"([0-9]{1,6})([mhdw])")
 _NAMES = {"m": ("minute", "minutes"), "h": ("hour", "hours"), "d": ("day", "days"), "w": ("week", "weeks")}
 HOW = ("Write a number and a unit: m (minutes), h (hours), d (days) or w (weeks), for example `30m`, `12h`, "
        "`7d`, `2w`, or combined as `1d12h`; from 1 minute to 365 days.")

@@ -160,7 +160,7 @@ async def test_a_sooner_timer_wakes_the_sleeping_task_early(sandbox: Sandbox, li
 
 
 @pytest.mark.parametrize("typed", ["0m", "30s", "1y", "366d", "53w", "abc", "1.5h", "-5m", "5", "1h1h", "h",
-                                   "12 hours"])
+                                   "12 hours", "\uff15m", "\u0665h", "1\u0660m"])  # fullwidth and Arabic-Indic digits
 async def test_bad_durations_are_refused_with_no_x_call(sandbox: Sandbox, linked: Member, typed: str) -> None:
     before = x_calls(sandbox)
     reply = await linked.slash("mute", username="user10", duration=typed)
