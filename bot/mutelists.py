@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -470,6 +470,15 @@ class MuteLists:
     async def server_left(self, guild_id: int) -> None:
         """mutebot was removed from the server: every subscription to its lists ends."""
         await self._end_subscriptions(guild_id, None, outcome="mutebot was removed from the server")
+
+    async def servers_gone(self, present: Collection[int], served_here: Callable[[int], bool]) -> None:
+        """On connecting: a server mutebot was removed from while it was offline sent no event, so its
+        subscriptions end now. `present` is every server Discord's READY named for the shards this process
+        runs (unavailable ones included: an outage ends nothing); `served_here` says whether a server belongs
+        to one of them (another process answers for the rest)."""
+        for guild_id in sorted(await self.store.servers_followed()):
+            if guild_id not in present and served_here(guild_id):
+                await self.server_left(guild_id)
 
     async def _end_subscriptions(self, guild_id: int, member_id: int | None, *, outcome: str) -> None:
         """End subscriptions to the server's lists and cancel their queued mutes; what they already muted

@@ -267,6 +267,13 @@ class MuteBot(commands.AutoShardedBot):
         if self.metrics is not None:
             self.metrics.command(command.qualified_name, "ok")
 
+    def serves_guild(self, guild_id: int) -> bool:
+        """Whether the server's events come to one of this process's shards (Discord's rule: shard
+        (guild_id >> 22) % shard_count)."""
+        if self.shard_count is None or self.shard_ids is None:
+            return True
+        return (guild_id >> 22) % self.shard_count in self.shard_ids
+
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s (%s guilds)", self.user, len(self.guilds))
         self.ready_event.set()

@@ -72,6 +72,12 @@ class MuteListCommands(commands.Cog):
         """mutebot was removed from a server: its lists' subscriptions end (what they muted stays muted)."""
         await self.bot.services.lists.server_left(guild.id)
 
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        """Removals while mutebot was offline sent no on_guild_remove: READY names every server of this
+        process's shards, so a followed server missing from it is one mutebot was removed from."""
+        await self.bot.services.lists.servers_gone({g.id for g in self.bot.guilds}, self.bot.serves_guild)
+
     @property
     def progress(self) -> DiscordProgress:
         reporter = self.bot.services.queue.reporter

@@ -347,6 +347,35 @@ async def test_removing_the_bot_from_a_server_ends_its_subscriptions(
     assert await actions_of(sandbox, alice, kind="unmute") == 0
 
 
+async def test_a_removal_while_mutebot_was_offline_ends_the_subscriptions_when_it_connects(
+    sandbox: Sandbox, linked_mod: Member, alice: Member
+) -> None:
+    await make_list(linked_mod, "spam", "user10", "user11")
+    await sandbox.link(alice, "user2")
+    await apply_and_wait(alice, "spam", "mutelist subscribe")
+    elsewhere = sandbox.discord.add_guild("Elsewhere")
+    carol = sandbox.discord.add_member(elsewhere, "carol", permissions=MODERATOR_PERMISSIONS)
+    await sandbox.link(carol, "user3")
+    await make_list(carol, "kept", "user12")
+    await apply_and_wait(carol, "kept", "mutelist subscribe")
+    assert sandbox.bot is not None
+    spam = await sandbox.bot.services.lists.get(sandbox.guild_id, "spam")
+    kept = await sandbox.bot.services.lists.get(elsewhere, "kept")
+
+    await sandbox.stop_bot()
+    await sandbox.discord.remove_bot(sandbox.guild_id)  # no gateway connection: no GUILD_DELETE reaches it
+    bot = await sandbox.start_bot()
+    lists = bot.services.lists
+
+    async def unsubscribed() -> bool:
+        return not await lists.is_subscribed(spam.id, alice.id)
+
+    await until(unsubscribed, what="the subscription to the removed server's list to end")
+    assert await lists.is_subscribed(kept.id, carol.id)  # the server it is still in keeps its subscriptions
+    assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11")  # nothing undone on X
+    assert await actions_of(sandbox, alice, kind="unmute") == 0
+
+
 async def test_a_member_who_left_loses_their_subscription_when_a_change_would_queue_for_them(
     sandbox: Sandbox, linked_mod: Member, alice: Member, bob: Member
 ) -> None:

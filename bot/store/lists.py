@@ -242,6 +242,12 @@ class ListStore:
             "SELECT discord_user_id FROM subscriptions WHERE list_id = ? ORDER BY subscribed_at", (list_id,)
         )]
 
+    async def servers_followed(self) -> set[int]:
+        """The servers whose lists someone subscribes to."""
+        return {int(r["guild_id"]) for r in await self.db.fetchall(
+            "SELECT DISTINCT l.guild_id FROM mute_lists l JOIN subscriptions s ON s.list_id = l.id"
+        )}
+
     async def is_subscribed(self, list_id: int, member_id: int) -> bool:
         return bool(await self.db.fetchval(
             "SELECT 1 FROM subscriptions WHERE list_id = ? AND discord_user_id = ?", (list_id, member_id)
