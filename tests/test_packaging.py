@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
 import secrets
 import signal
 import subprocess
@@ -55,16 +56,20 @@ async def test_sandbox_command_serves_an_oauth_flow_a_person_can_follow(tmp_path
     )
     try:
         assert process.stdout is not None
-        banner = (await asyncio.wait_for(process.stdout.readline(), timeout=20)).decode()
+        banner = await asyncio.wait_for(_banner_up_to(process.stdout, "A pile-on post"), timeout=20)
         base = f"http://127.0.0.1:{port}"
-        assert base in banner
+        assert base in banner[0]
+        seeded = re.fullmatch(r"A pile-on post to try /mutelist capture on: https://x\.com/(\w+)/status/(\d+)",
+                              banner[-1])
+        assert seeded is not None, banner
+        author, post_id = seeded.groups()
         redirect = "http://127.0.0.1:8080/oauth/callback"
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         async with httpx.AsyncClient(base_url=base) as http:
             chooser = await http.get("/i/oauth2/authorize", params={
                 "response_type": "code", "client_id": "mutebot-sandbox", "redirect_uri": redirect,
-                "scope": "tweet.read users.read mute.read mute.write offline.access", "state": "s1",
+                "scope": "tweet.read users.read like.read mute.read mute.write offline.access", "state": "s1",
                 "code_challenge": challenge, "code_challenge_method": "S256"})
             assert chooser.status_code == 200
             assert "user3" in chooser.text
@@ -80,12 +85,33 @@ async def test_sandbox_command_serves_an_oauth_flow_a_person_can_follow(tmp_path
                                     json={"target_user_id": str(int(me["id"]) + 1)})
             assert muted.json() == {"data": {"muting": True}}
             assert muted.headers["x-rate-limit-remaining"] == "49"
+            # The pile-on the banner names is there to capture: the post, and its likers (crowd41 to crowd80 of
+            # seed_pile_on), newest first.
+            bearer = {"Authorization": f"Bearer {access}"}
+            post = await http.get(f"/2/tweets/{post_id}", params={"expansions": "author_id"}, headers=bearer)
+            assert post.status_code == 200, post.text
+            assert post.json()["data"]["id"] == post_id
+            assert post.json()["includes"]["users"][0]["username"] == author
+            likers = await http.get(f"/2/tweets/{post_id}/liking_users", headers=bearer)
+            assert likers.status_code == 200, likers.text
+            assert [u["username"] for u in likers.json()["data"]] == [f"crowd{i}" for i in range(80, 40, -1)]
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), timeout=10) == 0
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def _banner_up_to(stdout: asyncio.StreamReader, start: str) -> list[str]:
+    """The lines `mutebot sandbox` prints, up to the first that begins with `start`; failing at the banner's
+    last line ("Rate-limit windows last ...") when none does."""
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith(start):
+        line = (await stdout.readline()).decode().rstrip("\n")
+        assert line and not line.startswith("Rate-limit windows"), f"no line beginning {start!r} in {lines}"
+        lines.append(line)
+    return lines
 
 
 def test_sandbox_refuses_nonsense_options(tmp_path: Path) -> None:
