@@ -130,7 +130,7 @@ class Credentials:
 
     account: LinkedAccount
     auth: UserAuth
-    sealed_access: bytes  # the stored ciphertext of `auth`'s access token, to tell a refresh has happened
+    version: int  # the stored tokens' version (bot.store.accounts), to tell a refresh or relink has happened
 
     @property
     def member_id(self) -> int:
@@ -500,7 +500,7 @@ class AccountService:
         try:
             row = await self._usable_row(discord_user_id)
             if row.expires_at is not None and row.expires_at - REFRESH_MARGIN <= self.clock():
-                return await self._refresh(discord_user_id, stale=row.access_token)
+                return await self._refresh(discord_user_id, stale=row.token_version)
             return self._credentials(row)
         except VaultError:
             await self._unreadable(discord_user_id)
@@ -523,7 +523,7 @@ class AccountService:
         """Decrypted once per stored token, not once per command: kept while the row holds the same one."""
         account = _account(row)
         held = self._unsealed.get(row.member_id)
-        if held is not None and held.sealed_access == row.access_token and held.account == account:
+        if held is not None and held.version == row.token_version and held.account == account:
             self._unsealed.move_to_end(row.member_id)
             return held
         access = access or self.vault.decrypt(row.access_token)
@@ -531,17 +531,18 @@ class AccountService:
             auth = self._auth1(row.x_user_id, access, self.vault.decrypt(row.token_secret))
         else:
             auth = UserAuth(row.x_user_id, access)
-        creds = Credentials(account, auth, row.access_token)
+        creds = Credentials(account, auth, row.token_version)
         self._unsealed[row.member_id] = creds
         while len(self._unsealed) > UNSEALED_SIZE:
             self._unsealed.popitem(last=False)
         return creds
 
-    async def _refresh(self, discord_user_id: int, *, stale: bytes) -> Credentials:
-        """One refresh per account at a time; whoever waited behind it reuses the new token."""
+    async def _refresh(self, discord_user_id: int, *, stale: int) -> Credentials:
+        """One refresh per account at a time (`stale`: the version of the tokens found expired); whoever waited
+        behind it reuses the new token."""
         async with self._locks[discord_user_id]:
             row = await self._usable_row(discord_user_id, fresh=True)
-            if row.access_token != stale:
+            if row.token_version != stale:
                 return self._credentials(row)  # someone refreshed (or relinked) while we waited
             if row.auth_kind != "oauth2" or row.refresh_token is None:
                 await self.mark_relink(discord_user_id)
@@ -556,7 +557,7 @@ class AccountService:
                     # Flag only the link whose refresh token failed: one made meanwhile (elsewhere) is fine.
                     if not await self.mark_relink(discord_user_id, expected=stale):
                         current = await self.store.link(discord_user_id, fresh=True)
-                        if current is not None and current.access_token != stale and not current.needs_relink:
+                        if current is not None and current.token_version != stale and not current.needs_relink:
                             return self._credentials(current)
                     raise RelinkRequired() from exc
                 raise XUnavailable(f"X refused to refresh the token ({exc.error})") from exc
@@ -568,19 +569,21 @@ class AccountService:
             access = Secret(str(token["access_token"]))
             new_refresh = Secret(str(token["refresh_token"])) if token.get("refresh_token") else refresh
             expires_in = token.get("expires_in")
-            sealed = self.vault.encrypt(access)
+            sealed, sealed_refresh = self.vault.encrypt(access), self.vault.encrypt(new_refresh)
+            expires_at = now + float(expires_in) if expires_in else None
             # Store the new pair before anyone uses it: the old refresh token is already spent. It lands
-            # only if the row still holds the token that was refreshed.
-            if not await self.store.replace_tokens(
-                discord_user_id, expected_access=stale, access_token=sealed,
-                refresh_token=self.vault.encrypt(new_refresh),
-                expires_at=now + float(expires_in) if expires_in else None, now=now,
-            ):
+            # only if the row still holds the pair that was refreshed (key rotation meanwhile does not count).
+            version = await self.store.replace_tokens(
+                discord_user_id, expected_version=stale, access_token=sealed, refresh_token=sealed_refresh,
+                expires_at=expires_at, now=now,
+            )
+            if version is None:
                 # Relinked (or unlinked) elsewhere meanwhile: the pair just issued belongs to no link; end it.
                 await self._revoke(new_refresh, "refresh_token")
                 await self._revoke(access, "access_token")
                 return self._credentials(await self._usable_row(discord_user_id, fresh=True))
-            return self._credentials(replace(row, access_token=sealed), access)
+            return self._credentials(replace(row, access_token=sealed, refresh_token=sealed_refresh,
+                                             expires_at=expires_at, token_version=version), access)
 
     async def call(self, who: int | Credentials, operation: Callable[[UserAuth], Awaitable[T]]) -> T:
         """Run an X operation as the member; on a 401 refresh once and retry, then ask for a relink."""
@@ -594,8 +597,8 @@ class AccountService:
                 await self.mark_relink(member_id)
                 raise RelinkRequired() from None
             try:
-                if row.access_token == creds.sealed_access:
-                    creds = await self._refresh(member_id, stale=row.access_token)
+                if row.token_version == creds.version:
+                    creds = await self._refresh(member_id, stale=row.token_version)
                 else:
                     creds = self._credentials(row)  # refreshed (or relinked) elsewhere meanwhile
             except VaultError:
@@ -604,13 +607,13 @@ class AccountService:
         try:
             return await operation(creds.auth)
         except XUnauthorized:
-            await self.mark_relink(member_id, expected=creds.sealed_access)
+            await self.mark_relink(member_id, expected=creds.version)
             raise RelinkRequired() from None
 
-    async def mark_relink(self, discord_user_id: int, *, expected: bytes | None = None) -> bool:
-        """Flag the link (while it still holds `expected`, when given) and tell the member once; True when this
-        call flagged it."""
-        flagged = await self.store.mark_relink(discord_user_id, self.clock(), expected_access=expected)
+    async def mark_relink(self, discord_user_id: int, *, expected: int | None = None) -> bool:
+        """Flag the link (while it still holds the tokens of version `expected`, when given) and tell the member
+        once; True when this call flagged it."""
+        flagged = await self.store.mark_relink(discord_user_id, self.clock(), expected_version=expected)
         if flagged and self.on_relink_needed is not None:
             try:
                 await self.on_relink_needed(discord_user_id)

@@ -52,12 +52,18 @@ class TokenVault:
         return [hmac.new(key, label, hashlib.sha256).digest() for key in self._raw]
 
     async def rotate(self, store: AccountStore) -> int:
-        """Re-encrypt every stored secret under the first key; returns how many values changed."""
+        """Re-encrypt every stored secret under the first key; returns how many values changed. One that no key
+        decrypts stops it before anything is written (the store's one transaction rolls back)."""
 
         def rotate(value: bytes) -> bytes:
             try:
                 return self._fernet.rotate(value)
             except InvalidToken as exc:
-                raise VaultError("a stored secret is one that no configured key decrypts") from exc
+                raise VaultError(
+                    "a stored token cannot be decrypted with any of its keys, so rotate-keys re-encrypted nothing. "
+                    "Put the key that encrypted it back after the first key and run rotate-keys again; if that key "
+                    "is lost, run rotate-keys again once the members whose links it locked have run /link again or "
+                    "/unlink (until then they are asked to relink)"
+                ) from exc
 
         return await store.reencrypt(rotate)

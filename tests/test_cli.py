@@ -21,6 +21,7 @@ from bot.cli import COMMANDS, build_parser
 from bot.logs import VoiceNoticeFilter
 from bot.runtime import retry_delay
 from bot.sandbox.harness import Sandbox, free_port
+from bot.store import AccountStore, Database
 from bot.vault import TokenVault
 
 # The checkout these tests belong to, ahead of wherever the package was installed from.
@@ -84,6 +85,50 @@ def test_rotate_keys_re_encrypts_an_existing_database(tmp_path: Path) -> None:
     result = mutebot("rotate-keys", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "re-encrypted 0" in result.stdout
+
+
+def test_rotate_keys_with_a_token_no_key_decrypts_changes_nothing_and_exits_2(tmp_path: Path) -> None:
+    """A key lost (or removed before rotating): rotate-keys refuses at once, says what to do, and re-encrypts
+    nothing, not even the tokens it could read (one transaction)."""
+    lost, kept, new = (TokenVault.generate_key() for _ in range(3))
+    path = tmp_path / "mutebot.sqlite3"
+
+    async def two_links() -> list[bytes]:
+        db = await Database.open(path)
+        try:
+            await db.migrate()
+            async with db.batch() as batch:
+                for member, key in ((1, kept), (2, lost)):
+                    AccountStore(db).save(
+                        batch, member, x_user_id=str(member), x_username=f"user{member}", x_name="",
+                        x_avatar_url=None, auth_kind="oauth2", access_token=TokenVault([key]).encrypt("access"),
+                        refresh_token=None, token_secret=None, scopes="", expires_at=None, now=0.0,
+                    )
+            return [bytes(r["access_token"]) for r in
+                    await db.fetchall("SELECT access_token FROM linked_accounts ORDER BY discord_user_id")]
+        finally:
+            await db.close()
+
+    async def stored() -> list[bytes]:
+        db = await Database.open(path)
+        try:
+            return [bytes(r["access_token"]) for r in
+                    await db.fetchall("SELECT access_token FROM linked_accounts ORDER BY discord_user_id")]
+        finally:
+            await db.close()
+
+    before = asyncio.run(two_links())
+    result = mutebot("rotate-keys", cwd=tmp_path,
+                     env={"DATABASE_PATH": str(path), "TOKEN_ENCRYPTION_KEY": f"{new},{kept}"})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "mutebot: TOKEN_ENCRYPTION_KEY: a stored token cannot be decrypted with any of its keys, so rotate-keys "
+        "re-encrypted nothing. Put the key that encrypted it back after the first key and run rotate-keys again; if "
+        "that key is lost, run rotate-keys again once the members whose links it locked have run /link again or "
+        "/unlink (until then they are asked to relink)\n"
+    )
+    assert result.stdout == ""
+    assert asyncio.run(stored()) == before
 
 
 def test_check_names_database_path_in_a_missing_directory(tmp_path: Path) -> None:

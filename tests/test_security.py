@@ -14,20 +14,24 @@ import os
 import re
 import stat
 import string
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 import httpx
+from cryptography.fernet import Fernet, MultiFernet
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bot.accounts import AccountService
+from bot.cli import _rotate_keys
 from bot.logs import RedactingFilter, setup_logging
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member, Reply
-from bot.store import Stores
+from bot.sandbox.postgres import ThrowawayPostgres
+from bot.store import AccountStore, Database, Stores
 from bot.vault import TokenVault
 from bot.web import SECURITY_HEADERS, WebServer, build_app
 from bot.x_client import XClient
@@ -190,6 +194,95 @@ async def test_a_token_no_key_decrypts_means_relink_not_an_incident(tmp_path: Pa
         logging.getLogger().removeHandler(handler)
     logs = stream.getvalue()
     assert "Traceback" not in logs, logs[-3000:]
+
+
+async def test_rotate_keys_while_a_refresh_is_in_flight_keeps_the_link(sandbox: Sandbox, alice: Member) -> None:
+    """The README's rotation, with `rotate-keys` landing while a refresh waits for X: X has already spent the old
+    refresh token, so the refresh's write must land although rotation re-encrypted the row meanwhile."""
+    await sandbox.link(alice, "user1")
+    old, new = sandbox.key, TokenVault.generate_key()
+    sandbox.key = f"{new},{old}"  # steps 1 and 2: the new key first, the old one after it, and a restart
+    await sandbox.stop_bot()
+    await sandbox.start_bot()
+
+    sandbox.x.expire_access_tokens()
+    refreshes, token_calls = sandbox.x.token_refreshes, sandbox.x.calls["POST /2/oauth2/token"]
+    sandbox.x.endpoint_latency["POST /2/oauth2/token"] = 3.0
+    muting = asyncio.create_task(alice.slash("mute", username="user3"))
+
+    async def refreshing() -> bool:
+        return sandbox.x.calls["POST /2/oauth2/token"] > token_calls
+
+    await until(refreshing, what="the refresh to reach X")
+    assert await _rotate_keys(sandbox.settings()) == 0  # step 3, while the bot runs
+    assert not muting.done(), "the refresh was over before the rotation: this test proved nothing"
+    reply = await muting
+    sandbox.x.endpoint_latency.clear()
+    assert reply.embeds and reply.embeds[0].get("title") == "Muted on X", reply.embeds
+    assert sandbox.x.token_refreshes == refreshes + 1
+
+    sandbox.key = new  # step 4: the old key goes, and a restart
+    await sandbox.stop_bot()
+    await sandbox.start_bot()
+    again = await alice.slash("mute", username="user4")
+    assert again.embeds and again.embeds[0].get("title") == "Muted on X", again.embeds
+    assert {sandbox.x.user("user3").id, sandbox.x.user("user4").id} <= set(sandbox.x.mutes_of("user1"))
+    assert not [m for m in await alice.dms() if "/link" in m.text]  # never asked to relink
+
+
+async def test_rotation_leaves_the_tokens_a_refresh_wrote_after_rotation_read_them(
+    postgresql: ThrowawayPostgres,
+) -> None:
+    """On PostgreSQL, rotation's read takes no row locks: a refresh by the running bot can land between the read and
+    rotation's write, which must not put the spent pair back. (SQLite's rotation holds the file's write lock from
+    its first read, so there this cannot happen.)"""
+    url = await postgresql.new_database()
+    old, new = TokenVault.generate_key(), TokenVault.generate_key()
+    running = TokenVault([new, old])  # the bot, restarted with NEW,OLD (the README's step 2)
+    db = await Database.open(url)
+    try:
+        await db.migrate()
+        async with db.batch() as batch:
+            version = AccountStore(db).save(
+                batch, 1, x_user_id="42", x_username="alice", x_name="", x_avatar_url=None, auth_kind="oauth2",
+                access_token=TokenVault([old]).encrypt("spent-access"),
+                refresh_token=TokenVault([old]).encrypt("spent-refresh"), token_secret=None, scopes="",
+                expires_at=None, now=0.0,
+            )
+
+        def refresh_meanwhile() -> None:
+            async def write() -> None:
+                other = await Database.open(url)  # the running bot's own connection
+                try:
+                    assert await AccountStore(other).replace_tokens(
+                        1, expected_version=version, access_token=running.encrypt("fresh-access"),
+                        refresh_token=running.encrypt("fresh-refresh"), expires_at=None, now=1.0,
+                    ) is not None
+                finally:
+                    await other.close()
+
+            asyncio.run(write())
+
+        rotations = 0
+
+        def rotate(value: bytes) -> bytes:  # called between rotation's read and its write
+            nonlocal rotations
+            rotations += 1
+            if rotations == 1:
+                thread = threading.Thread(target=refresh_meanwhile)
+                thread.start()
+                thread.join(30)
+                assert not thread.is_alive(), "the refresh waited for the rotation"
+            return MultiFernet([Fernet(new), Fernet(old)]).rotate(value)
+
+        assert await AccountStore(db).reencrypt(rotate) == 0  # that row changed meanwhile: left as written
+        row = await AccountStore(db).link(1, fresh=True)
+        assert row is not None
+        assert TokenVault([new]).decrypt(row.access_token).reveal() == "fresh-access"
+        assert row.refresh_token is not None
+        assert TokenVault([new]).decrypt(row.refresh_token).reveal() == "fresh-refresh"
+    finally:
+        await db.close()
 
 
 # -- 5. a refresh racing a relink ---------------------------------------------------------------------------------

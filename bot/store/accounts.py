@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.store.database import Batch, Database, Row
+from bot.store.database import Batch, Database, Pending, Row
 
 CACHE_SIZE = 4096  # linked accounts kept in memory (ciphertext only); the rest are read on demand
 CACHE_TTL = 60.0  # bounds how stale a link changed by another process can look here
@@ -30,6 +31,7 @@ class LinkRow:
     expires_at: float | None
     needs_relink: bool
     linked_at: float
+    token_version: int  # changes with every new token pair, not with key rotation: what a refresh's write checks
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,12 @@ class StateRow:
     used_at: float | None
     browser_hash: str | None  # set when the start page bound the state to one browser
     member_name: str
+    guild_name: str  # the server /link was run in ("" in a DM, or for a state made before migration 0012)
 
 
 _LINK_COLUMNS = (
     "discord_user_id, x_user_id, x_username, x_name, x_avatar_url, auth_kind, access_token, refresh_token,"
-    " token_secret, scopes, expires_at, needs_relink, linked_at"
+    " token_secret, scopes, expires_at, needs_relink, linked_at, token_version"
 )
 
 
@@ -57,8 +60,13 @@ def _link(row: Row) -> LinkRow:
         None if row["refresh_token"] is None else bytes(row["refresh_token"]),
         None if row["token_secret"] is None else bytes(row["token_secret"]), str(row["scopes"]),
         None if row["expires_at"] is None else float(row["expires_at"]), bool(row["needs_relink"]),
-        float(row["linked_at"]),
+        float(row["linked_at"]), int(row["token_version"]),
     )
+
+
+def _new_version() -> int:
+    """A token pair's version: random (63 bits, a positive BIGINT), so one never comes back after an unlink."""
+    return secrets.randbits(63)
 
 
 class AccountStore:
@@ -106,41 +114,48 @@ class AccountStore:
         self, batch: Batch, member_id: int, *, x_user_id: str, x_username: str, x_name: str,
         x_avatar_url: str | None, auth_kind: str, access_token: bytes, refresh_token: bytes | None,
         token_secret: bytes | None, scopes: str, expires_at: float | None, now: float,
-    ) -> None:
-        """Create or replace the member's link (a relink replaces every credential and clears needs_relink)."""
+    ) -> int:
+        """Create or replace the member's link (a relink replaces every credential and clears needs_relink);
+        returns the new tokens' version."""
+        version = _new_version()
         batch.execute(
             "INSERT INTO linked_accounts (discord_user_id, x_user_id, x_username, x_name, x_avatar_url, auth_kind,"
-            " access_token, refresh_token, token_secret, scopes, expires_at, needs_relink, linked_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (discord_user_id) DO UPDATE SET"
-            " x_user_id = excluded.x_user_id, x_username = excluded.x_username, x_name = excluded.x_name,"
-            " x_avatar_url = excluded.x_avatar_url, auth_kind = excluded.auth_kind,"
+            " access_token, refresh_token, token_secret, scopes, expires_at, needs_relink, linked_at, updated_at,"
+            " token_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (discord_user_id)"
+            " DO UPDATE SET x_user_id = excluded.x_user_id, x_username = excluded.x_username,"
+            " x_name = excluded.x_name, x_avatar_url = excluded.x_avatar_url, auth_kind = excluded.auth_kind,"
             " access_token = excluded.access_token, refresh_token = excluded.refresh_token,"
             " token_secret = excluded.token_secret, scopes = excluded.scopes, expires_at = excluded.expires_at,"
-            " needs_relink = 0, linked_at = excluded.linked_at, updated_at = excluded.updated_at",
+            " needs_relink = 0, linked_at = excluded.linked_at, updated_at = excluded.updated_at,"
+            " token_version = excluded.token_version",
             (member_id, x_user_id, x_username, x_name, x_avatar_url, auth_kind, access_token, refresh_token,
-             token_secret, scopes, expires_at, now, now),
+             token_secret, scopes, expires_at, now, now, version),
         )
         self._changed(batch, member_id)
+        return version
 
     async def replace_tokens(
-        self, member_id: int, *, expected_access: bytes, access_token: bytes, refresh_token: bytes | None,
+        self, member_id: int, *, expected_version: int, access_token: bytes, refresh_token: bytes | None,
         expires_at: float | None, now: float,
-    ) -> bool:
-        """A refresh's new pair lands only if the row still holds the token that was refreshed."""
+    ) -> int | None:
+        """A refresh's new pair lands only if the row still holds the pair that was refreshed (its version: key
+        rotation meanwhile re-encrypted that same pair, and does not count); the new version, or None."""
+        version = _new_version()
         async with self.db.batch() as batch:
             changed = batch.execute(
-                "UPDATE linked_accounts SET access_token = ?, refresh_token = ?, expires_at = ?, updated_at = ?"
-                " WHERE discord_user_id = ? AND access_token = ?",
-                (access_token, refresh_token, expires_at, now, member_id, expected_access),
+                "UPDATE linked_accounts SET access_token = ?, refresh_token = ?, expires_at = ?, updated_at = ?,"
+                " token_version = ? WHERE discord_user_id = ? AND token_version = ?",
+                (access_token, refresh_token, expires_at, now, version, member_id, expected_version),
             )
             self._changed(batch, member_id)
-        return changed.value == 1
+        return version if changed.value == 1 else None
 
-    async def mark_relink(self, member_id: int, now: float, *, expected_access: bytes | None = None) -> bool:
-        """True when this call was the one that flagged it (so the member is told once). With `expected_access`,
-        only while the row still holds that token: a relink meanwhile is not flagged for the old link's failure."""
+    async def mark_relink(self, member_id: int, now: float, *, expected_version: int | None = None) -> bool:
+        """True when this call was the one that flagged it (so the member is told once). With `expected_version`,
+        only while the row still holds those tokens: a relink meanwhile is not flagged for the old link's
+        failure."""
         async with self.db.batch() as batch:
-            if expected_access is None:
+            if expected_version is None:
                 changed = batch.execute(
                     "UPDATE linked_accounts SET needs_relink = 1, updated_at = ?"
                     " WHERE discord_user_id = ? AND needs_relink = 0",
@@ -149,8 +164,8 @@ class AccountStore:
             else:
                 changed = batch.execute(
                     "UPDATE linked_accounts SET needs_relink = 1, updated_at = ?"
-                    " WHERE discord_user_id = ? AND needs_relink = 0 AND access_token = ?",
-                    (now, member_id, expected_access),
+                    " WHERE discord_user_id = ? AND needs_relink = 0 AND token_version = ?",
+                    (now, member_id, expected_version),
                 )
             self._changed(batch, member_id)
         return changed.value == 1
@@ -189,24 +204,25 @@ class AccountStore:
 
     async def add_state(
         self, state_hash: str, member_id: int, guild_id: int | None, auth_kind: str, verifier: bytes,
-        now: float, expires_at: float, *, member_name: str = "",
+        now: float, expires_at: float, *, member_name: str = "", guild_name: str = "",
     ) -> None:
         await self.db.execute(
             "INSERT INTO oauth_states (state_hash, discord_user_id, guild_id, auth_kind, verifier, created_at,"
-            " expires_at, member_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (state_hash, member_id, guild_id, auth_kind, verifier, now, expires_at, member_name),
+            " expires_at, member_name, guild_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (state_hash, member_id, guild_id, auth_kind, verifier, now, expires_at, member_name, guild_name),
         )
 
     async def state(self, state_hash: str) -> StateRow | None:
         row = await self.db.fetchone(
-            "SELECT discord_user_id, guild_id, auth_kind, verifier, expires_at, used_at, browser_hash, member_name"
-            " FROM oauth_states WHERE state_hash = ?",
+            "SELECT discord_user_id, guild_id, auth_kind, verifier, expires_at, used_at, browser_hash, member_name,"
+            " guild_name FROM oauth_states WHERE state_hash = ?",
             (state_hash,),
         )
         if row is None:
             return None
         return StateRow(int(row["discord_user_id"]), row["guild_id"], str(row["auth_kind"]), bytes(row["verifier"]),
-                        float(row["expires_at"]), row["used_at"], row["browser_hash"], str(row["member_name"]))
+                        float(row["expires_at"]), row["used_at"], row["browser_hash"], str(row["member_name"]),
+                        str(row["guild_name"]))
 
     async def bind_browser(self, state_hash: str, browser_hash: str) -> bool:
         """Tie an unused state to one browser: True for exactly one caller."""
@@ -228,23 +244,27 @@ class AccountStore:
     # -- key rotation ------------------------------------------------------------------------------------
 
     async def reencrypt(self, rotate: Callable[[bytes], bytes]) -> int:
-        """Re-encrypt every stored secret with `rotate`, in one transaction; returns how many changed."""
-        changed = 0
+        """Re-encrypt every stored secret with `rotate`, in one transaction; returns how many changed. A row
+        whose tokens a running bot replaced after this read it (a refresh, a relink; PostgreSQL reads take no
+        row locks) is left as that bot wrote it, under its first key: its version (or verifier) no longer
+        matches."""
+        written: list[tuple[Pending[int], int]] = []
         async with self.db.transaction() as batch:
             for row in await self.db.fetchall(
-                "SELECT discord_user_id, access_token, refresh_token, token_secret FROM linked_accounts"
+                "SELECT discord_user_id, token_version, access_token, refresh_token, token_secret"
+                " FROM linked_accounts"
             ):
                 values = [None if row[c] is None else rotate(bytes(row[c]))
                           for c in ("access_token", "refresh_token", "token_secret")]
-                batch.execute(
+                written.append((batch.execute(
                     "UPDATE linked_accounts SET access_token = ?, refresh_token = ?, token_secret = ?"
-                    " WHERE discord_user_id = ?",
-                    (*values, row["discord_user_id"]),
-                )
-                changed += sum(1 for v in values if v is not None)
+                    " WHERE discord_user_id = ? AND token_version = ?",
+                    (*values, row["discord_user_id"], row["token_version"]),
+                ), sum(1 for v in values if v is not None)))
             for row in await self.db.fetchall("SELECT state_hash, verifier FROM oauth_states"):
-                batch.execute("UPDATE oauth_states SET verifier = ? WHERE state_hash = ?",
-                              (rotate(bytes(row["verifier"])), row["state_hash"]))
-                changed += 1
+                written.append((batch.execute(
+                    "UPDATE oauth_states SET verifier = ? WHERE state_hash = ? AND verifier = ?",
+                    (rotate(bytes(row["verifier"])), row["state_hash"], row["verifier"]),
+                ), 1))
             self._changed(batch, None)
-        return changed
+        return sum(secrets_in_row for changed, secrets_in_row in written if changed.value == 1)
