@@ -53,6 +53,17 @@ DISCORD_RETRY_DELAYS = (5.0, 10.0, 20.0, 40.0, 60.0)  # seconds before attempt 2
 # For tests only, not an operator's setting (INTERFACE.md does not name it): a shorter lease on claimed actions,
 # so that a test can watch a killed process's claims expire and be taken over without waiting a minute.
 TEST_LEASE_VARIABLE = "MUTEBOT_TEST_ACTION_LEASE"
+# For tests only, likewise: seconds added to the wall clock of `mutebot run`, so that a test can let a timed
+# mute's end pass while the process is down, and the process reads the clock the in-test X emulator reads.
+TEST_CLOCK_VARIABLE = "MUTEBOT_TEST_CLOCK_OFFSET"
+
+
+def process_clock() -> Callable[[], float]:
+    """The wall clock, moved by TEST_CLOCK_VARIABLE's seconds when a test sets it."""
+    offset = float(os.environ.get(TEST_CLOCK_VARIABLE) or 0)
+    if not offset:
+        return time.time
+    return lambda: time.time() + offset
 
 
 @dataclass
@@ -425,7 +436,7 @@ async def serve(settings: Settings, stop: asyncio.Event, bot: MuteBot | None = N
     token = settings.discord_token.reveal() if settings.discord_token else ""
     attempt = 1
     while True:
-        current = bot if bot is not None and attempt == 1 else MuteBot(settings)
+        current = bot if bot is not None and attempt == 1 else MuteBot(settings, clock=process_clock())
         try:
             return await _serve_once(current, token, stop)
         except discord.LoginFailure:

@@ -1,24 +1,28 @@
-"""Two `mutebot run` processes on one PostgreSQL, one Discord shard each: the loss of one costs its members nothing."""
+"""`mutebot run` in subprocesses: two on one PostgreSQL, one Discord shard each, where the loss of one costs its
+members nothing; and one killed and started again across the end of timed mutes, on the sandbox's clock."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from bot.runtime import TEST_LEASE_VARIABLE
+from bot.runtime import TEST_CLOCK_VARIABLE, TEST_LEASE_VARIABLE
 from bot.sandbox.harness import Sandbox
+from bot.sandbox.members import Member
 from bot.sandbox.ports import free_port
 from bot.sandbox.postgres import ThrowawayPostgres
 from bot.sandbox.processes import BotProcess
 from bot.store import Stores
+from bot.timers import MEMBERS_PER_ROUND
 from tests.helpers import until
 from tests.test_queue import POSTS, finished, make_list, people
+from tests.test_timed_mutes import DELETES, ended
 
 ENTRIES = 123
 
@@ -48,6 +52,109 @@ async def two_shards(sandbox: Sandbox, cwd: Path) -> AsyncIterator[tuple[BotProc
         await b.kill()
         await sandbox.stop()
 
+
+@asynccontextmanager
+async def one_at_a_time(sandbox: Sandbox, cwd: Path) -> AsyncIterator[Callable[[str], Awaitable[BotProcess]]]:
+    """Gives `start(name)`: `mutebot run` on the sandbox's database (one process at a time, serving its server and
+    the OAuth callback), on the sandbox's clock as it reads when started (TEST_CLOCK_VARIABLE), connected. On the
+    way out every one is killed and the sandbox stopped; a failure carries their logs."""
+    started: list[BotProcess] = []
+
+    async def start(name: str) -> BotProcess:
+        env = {**os.environ, **sandbox.environment(), TEST_CLOCK_VARIABLE: repr(sandbox.clock.offset)}
+        process = BotProcess(name, env, cwd)
+        started.append(process)
+        await process.start()
+        await sandbox.discord.wait_until_ready(timeout=30)
+        await until(lambda: sandbox.discord.command_writes > 0, what="the commands")
+        return process
+
+    try:
+        yield start
+    except BaseException as exc:
+        exc.add_note("\n".join(f"process {p.name}'s log:\n{p.output()}" for p in started))
+        raise
+    finally:
+        for process in started:
+            await process.kill()
+        await sandbox.stop()
+
+
+async def kill(sandbox: Sandbox, process: BotProcess) -> None:
+    """SIGKILL, and wait until the Discord stand-in has seen its connection drop."""
+    await process.kill()
+    await until(lambda: not sandbox.discord.connected, what="the killed process's gateway to close")
+
+
+async def left_behind(sandbox: Sandbox, members: list[Member]) -> tuple[int, int]:
+    """(timers, actions not yet sent for these members) in the database, as another process sees it."""
+    stores = await Stores.open(sandbox.settings().database)
+    try:
+        return (await stores.timers.count(),
+                sum([await stores.queue.pending_count(m.id) for m in members]))
+    finally:
+        await stores.db.close()
+
+
+async def test_a_timed_mute_killed_across_its_end_ends_once_after_the_restart(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path, x_users=20, env={"LOG_LEVEL": "WARNING"})
+    await sandbox.start(with_bot=False)
+    async with one_at_a_time(sandbox, tmp_path) as start:
+        first = await start("first")
+        alice = sandbox.member("alice")
+        await sandbox.link(alice, "user2")
+        reply = await alice.slash("mute", username="user3", duration="1m")
+        assert reply.embeds[0]["title"] == "Muted on X", reply
+        dms = len(await alice.dms())
+        await kill(sandbox, first)  # well before the minute is up on its clock
+        sandbox.advance(5 * 60)  # the end passes while nothing runs
+        assert sandbox.x.calls[DELETES] == 0 and sandbox.x.user("user3").id in sandbox.x.mutes_of("user2")
+
+        second = await start("second")  # five minutes on, for it and the X emulator alike
+        summary = await alice.wait_for_dm(ended, timeout=30)
+        assert summary.embeds[0]["title"] == "Finished: 1 timed mute ended"
+        assert "Unmuted **1**" in summary.embeds[0]["description"]
+        await second.stop()  # SIGTERM: whatever it was going to send, it has sent
+        assert sandbox.x.mutes_of("user2") == []
+        assert sandbox.x.calls[DELETES] == 1
+        assert sandbox.x.calls["429"] == 0
+        assert len(await alice.dms()) == dms + 1  # the one summary, nothing else
+        assert await left_behind(sandbox, [alice]) == (0, 0)  # the timer is gone, nothing waits to be sent
+
+
+async def test_every_timer_due_while_the_process_was_killed_fires_once(tmp_path: Path) -> None:
+    """More members than one round of the timer task takes (MEMBERS_PER_ROUND), each with a timed mute (the first
+    with three), all due while no process runs."""
+    count = MEMBERS_PER_ROUND + 1
+    accounts = [f"user{i}" for i in range(10, 10 + count)]
+    sandbox = Sandbox(tmp_path, x_users=10 + count, env={"LOG_LEVEL": "WARNING"})
+    await sandbox.start(with_bot=False)
+    async with one_at_a_time(sandbox, tmp_path) as start:
+        first = await start("first")
+        members = [sandbox.member(f"m{i}") for i in range(count)]
+        for member, account in zip(members, accounts, strict=True):
+            await sandbox.link(member, account)
+            reply = await member.slash("mute", username="user2", duration="1m")
+            assert reply.embeds[0]["title"] == "Muted on X", reply
+        for target in ("user3", "user4"):
+            reply = await members[0].slash("mute", username=target, duration="2m")
+            assert reply.embeds[0]["title"] == "Muted on X", reply
+        dms = {m.id: len(await m.dms()) for m in members}
+        await kill(sandbox, first)
+        sandbox.advance(10 * 60)
+        assert sandbox.x.calls[DELETES] == 0
+
+        second = await start("second")
+        for member in members:
+            await member.wait_for_dm(ended, timeout=60)
+        await second.stop()
+        assert all(sandbox.x.mutes_of(account) == [] for account in accounts)
+        assert sandbox.x.calls[DELETES] == count + 2  # each of them once
+        assert sandbox.x.calls["429"] == 0
+        titles = [[m.embeds[0]["title"] for m in (await member.dms())[dms[member.id]:]] for member in members]
+        assert titles[0] == ["Finished: 3 timed mutes ended"]
+        assert all(t == ["Finished: 1 timed mute ended"] for t in titles[1:]), titles
+        assert await left_behind(sandbox, members) == (0, 0)
 
 
 async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finishes_it_exactly(
