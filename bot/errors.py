@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.text import code_span
 from bot.usernames import InvalidUsername
 from bot.x_client import (
     XError,
@@ -66,8 +67,6 @@ class GuildOnly(MutebotError):
 
 def describe(error: BaseException) -> str:
     """The sentence a member sees for an expected error; a generic one for anything else X said."""
-    from bot.replies import code_span  # here, not at the top: bot.replies imports this module
-
     if isinstance(error, MutebotError):
         return str(error)
     if isinstance(error, InvalidUsername):

@@ -22,6 +22,7 @@ from bot.store import Stores
 from bot.store.database import Batch
 from bot.store.lists import DuplicateListName, ListEntry, ListSummary, MuteList
 from bot.store.queue import QueuedTarget
+from bot.text import code_span
 from bot.usernames import InvalidUsername, Username, normalize_username
 from bot.x_client import LookupResult, UserAuth, XRateLimited, XUnavailable, XUsageCapped, XUser
 
@@ -61,7 +62,7 @@ _X_ID = re.compile(r"^[0-9]{1,19}$")
 
 class ListNotFound(MutebotError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"This server has no mute list called `{name[:50]}`. `/mutelist all` shows them.")
+        super().__init__(f"This server has no mute list called {code_span(name[:50])}. `/mutelist all` shows them.")
 
 
 class InvalidListName(MutebotError):
@@ -206,7 +207,7 @@ class MuteLists:
             list_id = await self.store.create(guild_id, name, description, actor, self.clock())
         except DuplicateListName as exc:
             raise MutebotError(
-                f"This server already has a list called `{exc.existing}` (names ignore case)."
+                f"This server already has a list called {code_span(exc.existing)} (names ignore case)."
             ) from None
         created = await self.by_id(guild_id, list_id)
         self.modlog.announce(ListChange("create", guild_id, actor, created.name))
@@ -282,7 +283,7 @@ class MuteLists:
         else:
             entry = await self.store.entry(mute_list.id, username=normalize_username(text))
         if entry is None:
-            raise MutebotError(f"@{text.lstrip('@')[:50]} is not on the list `{mute_list.name}`.")
+            raise MutebotError(f"@{text.lstrip('@')[:50]} is not on the list {code_span(mute_list.name)}.")
         await self.end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import discord
 
 from bot.queue import JobProgress
-from bot.replies import COLOUR_OK
+from bot.replies import COLOUR_OK, code_span
 from bot.store.queue import PAUSE_RELINK, PAUSE_USAGE_CAP
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def pause_sentence(kind: str | None, until: float | None) -> str:
 
 
 def render_progress(job: JobProgress) -> str:
-    lines = [f"**{job.title}**", f"`{progress_bar(job.fraction)}` {job.finished}/{job.total}"]
+    lines = [f"**{job.title}**", f"{code_span(progress_bar(job.fraction))} {job.finished}/{job.total}"]
     if job.status == "paused":
         lines.append(f"⏸️ Paused: {pause_sentence(job.pause_kind, job.pause_until)}")
     elif job.over:

@@ -10,6 +10,8 @@ import discord
 from discord import app_commands
 
 from bot.errors import GuildOnly, MutebotError, NotModerator, describe
+from bot.text import code_span as code_span
+from bot.text import counted as counted
 from bot.usernames import InvalidUsername
 from bot.x_client import XError, XUser
 
@@ -21,23 +23,6 @@ log = logging.getLogger(__name__)
 COLOUR_OK = discord.Colour(0x1D9BF0)
 COLOUR_ERROR = discord.Colour(0xE0245E)
 COLOUR_INFO = discord.Colour(0x71767B)
-
-
-def code_span(text: str) -> str:
-    """`text` in a Discord code span, shown exactly as it is.
-
-    Discord shows everything between backticks literally, escapes included (`escape_markdown` there would show
-    its backslashes), so nothing is escaped; only a backtick, which would end the span, becomes ˋ (U+02CB), which
-    looks the same, and a line break, which a name never means, a space.
-    """
-    shown = text.replace("`", "\u02cb").replace("\r", " ").replace("\n", " ")
-    return f"`{shown or ' '}`"
-
-
-def counted(count: int, singular: str, plural: str | None = None, *, bold: bool = False) -> str:
-    """`1 account`, `2 accounts` (`**2** accounts` with `bold`): a count with the word that fits it."""
-    number = f"**{count}**" if bold else str(count)
-    return f"{number} {singular if count == 1 else plural or singular + 's'}"
 
 
 def user_line(user: XUser) -> str:
@@ -169,7 +154,7 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         incident = secrets.token_hex(4)
         log.error("incident %s in %s", incident, _where(interaction), exc_info=error)
         message = (f"Sorry, something went wrong on our side. Nothing you did caused it. "
-                   f"(incident `{incident}`)")
+                   f"(incident {code_span(incident)})")
     try:
         await send_ephemeral(interaction, embed=error_embed(message))
     except discord.HTTPException as exc:

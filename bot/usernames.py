@@ -6,6 +6,8 @@ import re
 from typing import NewType
 from urllib.parse import urlsplit
 
+from bot.text import code_span
+
 # A username that passed `normalize_username`: services take this type, so input is parsed once, at the
 # command boundary (cogs use the `UsernameOption` transformer in bot/options.py).
 Username = NewType("Username", str)
@@ -45,7 +47,7 @@ def normalize_username(text: str) -> Username:
             raise InvalidUsername(text, "That link has no username in it; use a profile link like `https://x.com/jack`.")
         candidate = segments[0]
         if candidate.lower() in _RESERVED:
-            raise InvalidUsername(text, f"`{candidate}` is a page on X, not a profile.")
+            raise InvalidUsername(text, f"{code_span(candidate)} is a page on X, not a profile.")
     candidate = candidate.removeprefix("@")
     if not candidate:
         raise InvalidUsername(text, "Type the username after the `@`.")

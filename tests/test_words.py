@@ -56,6 +56,26 @@ def test_nothing_is_escaped_inside_a_code_span(path: Path) -> None:
     assert not re.search(r"`\{[^}`]*escape_markdown", path.read_text()), path
 
 
+# Hand-written spans left in modules another change owns now (say so in the issue; take them off when fixed).
+HAND_WRITTEN_SPANS = {"bot/durations.py"}
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "bot").glob("*.py")) + sorted((ROOT / "cogs").glob("*.py")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_code_span_is_written_by_hand(path: Path) -> None:
+    # f"`{name}`" breaks when the name holds a backtick; code_span() cannot be broken out of.
+    if str(path.relative_to(ROOT)) in HAND_WRITTEN_SPANS:
+        return
+    spans = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.JoinedStr):
+            for before, value in zip(node.values, node.values[1:], strict=False):
+                if (isinstance(before, ast.Constant) and str(before.value).endswith("`")
+                        and isinstance(value, ast.FormattedValue)):
+                    spans.append((node.lineno, ast.unparse(node)))
+    assert spans == [], f"{path.name}: use bot.replies.code_span() for a value in backticks"
+
+
 async def test_a_list_name_reaches_discord_without_backslashes(sandbox: Sandbox, mod: Member) -> None:
     reply = await mod.slash("mutelist create", name="spam_bots_2")
     description = reply.embeds[0]["description"]
@@ -123,3 +143,15 @@ def test_every_moderator_command_says_so_in_its_description(sandbox: Sandbox) ->
         assert descriptions[name].endswith("(moderators)"), (name, descriptions[name])
     for name in ("export", "show", "all", "apply", "subscribe", "unsubscribe"):
         assert "(moderators)" not in descriptions[name], name
+
+
+async def test_a_list_name_with_a_backtick_is_quoted_whole(sandbox: Sandbox, mod: Member) -> None:
+    # The name as typed goes through code_span: a raw backtick would end the span and show the rest as markdown.
+    missing = await mod.slash("mutelist show", name="a`b *c*")
+    assert missing.embeds[0]["description"] == (
+        "This server has no mute list called `a\u02cbb *c*`. `/mutelist all` shows them.")
+    await mod.slash("mutelist create", name="Spam_2")
+    duplicate = await mod.slash("mutelist create", name="spam_2")
+    assert duplicate.embeds[0]["description"] == "This server already has a list called `Spam_2` (names ignore case)."
+    gone = await mod.slash("mutelist remove", name="Spam_2", username="user5")
+    assert gone.embeds[0]["description"] == "@user5 is not on the list `Spam_2`."
