@@ -22,6 +22,7 @@ from bot.config import (
 from bot.logs import setup_logging
 from bot.secrets import redact_url
 from bot.store import AccountStore, Database, SchemaTooNewError
+from bot.store.database import DatabaseOpenError
 from bot.vault import TokenVault, VaultError
 
 EXIT_CONFIG = 2
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:
         print(f"mutebot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except SchemaTooNewError as exc:
+    except (SchemaTooNewError, DatabaseOpenError) as exc:  # run, migrate, rotate-keys: where the database opens
         print(f"mutebot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except VaultError as exc:

@@ -71,6 +71,15 @@ class SchemaTooNewError(Exception):
     """The database was migrated by a newer mutebot than this one."""
 
 
+class DatabaseOpenError(Exception):
+    """The database could not be opened (no PostgreSQL there, a file that is not a database): one line naming
+    the variable to change, as `mutebot` prints it before exiting 2."""
+
+    def __init__(self, variable: str, what: str, reason: str) -> None:
+        super().__init__(f"{variable}: {what} ({reason}); check {variable}")
+        self.variable = variable
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -487,25 +496,40 @@ class SqliteDatabase(Database):
 
     @classmethod
     async def open_file(cls, path: Path, *, readers: int = DEFAULT_READERS) -> SqliteDatabase:
+        """Raises DatabaseOpenError for a file that cannot be opened as a database, with nothing left open (an
+        open aiosqlite connection's thread would keep the process from exiting)."""
         memory = str(path) == ":memory:"
-        if not memory:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _create_private(path)
-        writer = await _connect(str(path))
-        await writer.execute("PRAGMA journal_mode=WAL")
-        await writer.execute("PRAGMA synchronous=NORMAL")
-        await writer.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
-        pool: list[aiosqlite.Connection] = []
-        checkpointer = None
-        if not memory:  # an in-memory database is private to its connection: it reads through the writer
-            for _ in range(readers):
-                reader = await _connect(str(path))
-                await reader.execute("PRAGMA query_only=ON")
-                pool.append(reader)
-            if readers:  # writes may then run on the loop (Database._inline): their checkpoints must not
-                await writer.execute("PRAGMA wal_autocheckpoint=0")
-                checkpointer = await _connect(str(path))
-        return cls(writer, pool, path, checkpointer)
+        opened: list[aiosqlite.Connection] = []
+
+        async def connect() -> aiosqlite.Connection:
+            opened.append(await _connect(str(path)))
+            return opened[-1]
+
+        try:
+            if not memory:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(path)
+            writer = await connect()
+            await writer.execute("PRAGMA journal_mode=WAL")  # the first read of the file: is it a database?
+            await writer.execute("PRAGMA synchronous=NORMAL")
+            await writer.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
+            pool: list[aiosqlite.Connection] = []
+            checkpointer = None
+            if not memory:  # an in-memory database is private to its connection: it reads through the writer
+                for _ in range(readers):
+                    reader = await connect()
+                    await reader.execute("PRAGMA query_only=ON")
+                    pool.append(reader)
+                if readers:  # writes may then run on the loop (Database._inline): their checkpoints must not
+                    await writer.execute("PRAGMA wal_autocheckpoint=0")
+                    checkpointer = await connect()
+            return cls(writer, pool, path, checkpointer)
+        except (OSError, sqlite3.Error) as exc:
+            for conn in opened:
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.close()
+            raise DatabaseOpenError("DATABASE_PATH", f"cannot open the SQLite database {path}",
+                                    _file_problem(exc, path)) from None
 
     async def _checkpoint_loop(self) -> None:
         """Copy committed WAL pages back into the file, off the loop, while anything was written; PASSIVE never
@@ -659,6 +683,16 @@ async def _connect(path: str) -> aiosqlite.Connection:
     await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     await conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _file_problem(exc: OSError | sqlite3.Error, path: Path) -> str:
+    """Why the file could not be opened, in a few words ("file is not a database")."""
+    if isinstance(exc, sqlite3.Error):
+        return str(exc)
+    if isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename:  # mkdir, or a path through a file
+        return f"{exc.filename} is not a directory"
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return reason if exc.filename in (None, str(path)) else f"{exc.filename}: {reason}"
 
 
 def _create_private(path: Path) -> None:

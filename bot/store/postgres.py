@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -30,6 +33,7 @@ from bot.secrets import redact_url
 from bot.store.database import (
     Batch,
     Database,
+    DatabaseOpenError,
     Dialect,
     Params,
     Row,
@@ -59,6 +63,30 @@ POSTGRESQL = Dialect(
 )
 
 
+def _server(url: str) -> str:
+    """host:port of a DATABASE_URL, for messages (never its password)."""
+    parts = urlsplit(url)
+    if not parts.hostname:  # e.g. ?host=/run/postgresql
+        return redact_url(url)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port or 5432}"
+
+
+def _connect_problem(exc: Exception) -> str:
+    """Why PostgreSQL could not be reached or let us in, in a few words ("connection refused")."""
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.ClientConfigurationError):
+        return str(exc)  # PostgreSQL's own words: 'database "x" does not exist', 'password authentication failed'
+    if isinstance(exc, socket.gaierror):
+        return "its host name does not resolve"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    assert isinstance(exc, OSError)
+    # asyncio's "Multiple exceptions: [Errno 111] ..." when every address of the host refused
+    if exc.errno == errno.ECONNREFUSED or (exc.errno is None and f"[Errno {errno.ECONNREFUSED}]" in str(exc)):
+        return "connection refused"
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
 def _count(status: str) -> int:
     """The changed-row count in a command tag ("UPDATE 3", "INSERT 0 1"); 0 for tags without one."""
     last = status.rsplit(" ", 1)[-1]
@@ -80,7 +108,12 @@ class PostgresDatabase(Database):
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> PostgresDatabase:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        """Raises DatabaseOpenError when there is no PostgreSQL to reach there, or it refuses us."""
+        try:
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        except (OSError, asyncpg.PostgresError, asyncpg.ClientConfigurationError) as exc:
+            raise DatabaseOpenError("DATABASE_URL", f"cannot connect to PostgreSQL at {_server(url)}",
+                                    _connect_problem(exc)) from None
         return cls(pool, url)
 
     async def close(self) -> None:
