@@ -22,7 +22,7 @@ from bot.store import Stores
 from bot.store.database import Batch
 from bot.store.lists import DuplicateListName, ListEntry, ListSummary, MuteList
 from bot.store.queue import QueuedTarget
-from bot.text import code_span
+from bot.text import code_span, counted
 from bot.usernames import InvalidUsername, Username, normalize_username
 from bot.x_client import LookupResult, UserAuth, XRateLimited, XUnavailable, XUsageCapped, XUser
 
@@ -488,8 +488,8 @@ class MuteLists:
             self.store.end_subscriptions(batch, guild_id, member_id)
             cancelled, jobs = await self.queue_store.cancel_mutes_for_guild(
                 guild_id, outcome=outcome, now=self.clock(), member=member_id)
-        log.info("subscriptions to guild %s's lists ended (%s; member %s); %d queued mute(s) cancelled",
-                 guild_id, outcome, member_id if member_id is not None else "all", cancelled)
+        log.info("subscriptions to guild %s's lists ended (%s; member %s); %s cancelled",
+                 guild_id, outcome, member_id if member_id is not None else "all", counted(cancelled, "queued mute"))
         await self.queue.settle_jobs(jobs, cancelled=True)
 
     # -- members ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from bot.mutes import MuteService
 from bot.store import Stores
 from bot.store.database import Batch, Pending
 from bot.store.queue import FINISHED, PAUSE_RELINK, PAUSE_USAGE_CAP, ActionRow, QueuedTarget
+from bot.text import counted
 from bot.waiting import wait_for_event
 from bot.windows import XWindows
 from bot.x_client import (
@@ -202,7 +203,7 @@ class ActionQueue:
         recovered = await self.store.recover(self._leases_checked_at, every_claim=not self.db.dialect.shared,
                                              claimant=self.claimant)
         if recovered:
-            log.info("%d interrupted action(s) will be sent again", recovered)
+            log.info("%s will be sent again", counted(recovered, "interrupted action"))
         self._paused_until = await self.store.paused_until()
         await self.settle_jobs(await self.store.open_jobs_with_nothing_left())
         return recovered
@@ -251,7 +252,7 @@ class ActionQueue:
             self._leases_checked_at = now
             taken = await self.store.recover(now, every_claim=False)
             if taken:
-                log.warning("%d action(s) claimed by a process that stopped will be sent again", taken)
+                log.warning("%s claimed by a process that stopped will be sent again", counted(taken, "action"))
         return self._leases_checked_at + self.lease / 2
 
     def _served(self, serving: dict[int, asyncio.Task[None]], member_id: int, task: asyncio.Task[None]) -> None:

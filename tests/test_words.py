@@ -13,10 +13,10 @@ from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member
 
 ROOT = Path(__file__).resolve().parents[1]
-# Where sentences for members are written (CONTRIBUTING: words live in errors and replies; cogs render them).
-MEMBER_FACING = [ROOT / "bot" / name for name in ("errors.py", "replies.py", "progress.py", "paginator.py",
-                                                   "runtime.py", "cli.py")]  # and the operator's
-MEMBER_FACING += sorted((ROOT / "cogs").glob("*.py"))
+# Every module: members read errors and replies, operators read the log lines and messages of all the others.
+EVERY_MODULE = sorted((ROOT / "bot").rglob("*.py")) + sorted((ROOT / "cogs").glob("*.py"))
+# Words that are not ours: the stand-in answers as Discord does, word for word (its error code 50033).
+NOT_OURS = {"Invalid Recipient(s)"}
 
 
 def test_code_span_shows_a_name_as_it_is_and_cannot_be_broken_out_of() -> None:
@@ -43,14 +43,13 @@ def _strings(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-@pytest.mark.parametrize("path", MEMBER_FACING, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EVERY_MODULE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_plural_is_written_as_s_in_parentheses(path: Path) -> None:
-    offending = [(line, text) for line, text in _strings(path) if "(s)" in text]
-    assert offending == [], f"{path.name}: use bot.replies.counted() instead of '(s)'"
+    offending = [(line, text) for line, text in _strings(path) if "(s)" in text and text not in NOT_OURS]
+    assert offending == [], f"{path.name}: use bot.replies.counted() (bot/text.py) instead of '(s)'"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "bot").rglob("*.py")) + sorted((ROOT / "cogs").glob("*.py")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", EVERY_MODULE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_nothing_is_escaped_inside_a_code_span(path: Path) -> None:
     # Discord shows a backslash inside backticks literally: "`spam\_bots`". Code spans go through code_span().
     assert not re.search(r"`\{[^}`]*escape_markdown", path.read_text()), path
