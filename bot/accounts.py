@@ -9,7 +9,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -170,6 +170,9 @@ class AccountService:
         self.refreshes = 0
         self.on_linked: Callable[[int, XUser], Awaitable[None]] | None = None
         self.on_relink_needed: Callable[[int], Awaitable[None]] | None = None
+        # Given the jobs an unlink or a relink left with nothing to send, closes them with their summaries (the
+        # action queue's settle_jobs; it sets this).
+        self.on_work_cancelled: Callable[[Sequence[int]], Awaitable[None]] | None = None
         self._cookie_keys = vault.signing_keys("link cookie")
         base = settings.x_api_base
         self._token_url = f"{base}/2/oauth2/token"
@@ -381,6 +384,8 @@ class AccountService:
                 if previous is not None and another:
                     self._forget_x_account(batch, member_id, "you linked another X account")
             self._unsealed.pop(member_id, None)
+        if previous is not None and another:
+            await self._settle_cancelled(member_id)
         revocation: Revocation = "confirmed" if previous is None else await self._revoke_row(previous, keep=access)
         log.info("member %s linked X account %s", member_id, user.id)
         if another:
@@ -402,6 +407,16 @@ class AccountService:
         self.stores.lists.forget_member_list_mutes(batch, member_id)
         self.stores.timers.forget_member(batch, member_id)  # the old account's timed mutes end with it
         self.stores.queue.cancel_for_member(batch, member_id, outcome=outcome, now=self.clock())
+
+    async def _settle_cancelled(self, member_id: int) -> None:
+        """The member's jobs whose every action that forgetting cancelled end now, with their summaries, not at
+        the next start (a paused job has nothing in flight whose end would close it)."""
+        if self.on_work_cancelled is None:
+            return
+        try:
+            await self.on_work_cancelled(await self.stores.queue.open_jobs_with_nothing_left(member_id))
+        except Exception:
+            log.exception("could not close the cancelled jobs of member %s", member_id)
 
     async def _apply_subscriptions(self, member_id: int, auth: UserAuth) -> int:
         """A newly linked X account gets the member's subscribed lists, through the queue, except what it
@@ -632,6 +647,7 @@ class AccountService:
                 self.store.delete(batch, discord_user_id)
                 self._forget_x_account(batch, discord_user_id, "unlinked")
             self._unsealed.pop(discord_user_id, None)
+        await self._settle_cancelled(discord_user_id)
         return Unlinked(_account(row), await self._revoke_row(row))
 
     async def purge_states(self) -> int:

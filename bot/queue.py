@@ -143,6 +143,7 @@ class ActionQueue:
         self._windows: dict[tuple[str, str], float] = {}
         self._messages: dict[int, _JobMessages] = {}
         self._background: set[asyncio.Task[None]] = set()
+        accounts.on_work_cancelled = self.settle_jobs  # an unlink or relink ends jobs: closed now, with summaries
 
     def poke(self) -> None:
         """New work, a relink, or a finished send: the worker looks again now rather than at its timer."""

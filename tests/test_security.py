@@ -137,6 +137,81 @@ async def test_relinking_another_x_account_forgets_the_old_accounts_list_mutes(
     assert len(sandbox.x.mutes_of("user1")) == 2
 
 
+async def work_waiting_for_a_relink(sandbox: Sandbox, alice: Member, mod: Member) -> None:
+    """alice on user1 follows `spam` (user10), unmutes user10 by hand, then applies `more` (user13) after X stopped
+    accepting user1's link: the job waits, paused, for a relink, with user13's mute pending and nothing in flight."""
+    await sandbox.link(mod, "user9")
+    await sandbox.link(alice, "user1")
+    for name, target in (("spam", "user10"), ("more", "user13")):
+        await mod.slash("mutelist create", name=name)
+        await mod.slash("mutelist add", name=name, username=target)
+    await alice.slash("mutelist subscribe", name="spam")
+    subscribed = "Finished: Subscribing to the list spam"
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == subscribed)
+    assert (await alice.slash("unmute", username="user10")).embeds[0]["title"] == "Unmuted on X"
+    assert sandbox.x.mutes_of("user1") == []  # kept unmuted: mutebot remembers user1 unmuted it by hand
+
+    sandbox.x.revoke_user("user1")  # the member revoked mutebot on X
+    await alice.slash("mutelist apply", name="more")
+    assert sandbox.bot is not None
+    db = sandbox.bot.services.db
+
+    async def paused() -> bool:
+        return await db.fetchval(
+            "SELECT count(*) FROM jobs WHERE discord_user_id = ? AND title = 'Applying the list more'"
+            " AND status = 'paused'", (alice.id,)) == 1
+
+    await until(paused, what="the job to wait for a relink")
+    assert await db.fetchval("SELECT status FROM actions WHERE discord_user_id = ? AND x_user_id = ?",
+                             (alice.id, sandbox.x.user("user13").id)) == "pending"
+
+
+async def test_relinking_another_x_account_drops_the_old_accounts_choices_and_queued_work(
+    sandbox: Sandbox, alice: Member, mod: Member
+) -> None:
+    await work_waiting_for_a_relink(sandbox, alice, mod)
+    assert sandbox.bot is not None
+    db = sandbox.bot.services.db
+    await sandbox.link(alice, "user2")
+    # The old account's queued work is cancelled, and its job ends now, with its summary (not at the next start).
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Cancelled: Applying the list more")
+    assert [tuple(r) for r in await db.fetchall(
+        "SELECT status, outcome FROM actions WHERE discord_user_id = ? AND x_user_id = ?",
+        (alice.id, sandbox.x.user("user13").id),
+    )] == [("cancelled", "you linked another X account")]
+    # user1's own choice (user10 unmuted by hand) is not user2's: the subscription, applied afresh, mutes it there.
+    user10 = sandbox.x.user("user10").id
+
+    async def muted_on_the_new_account() -> bool:
+        return user10 in sandbox.x.mutes_of("user2")
+
+    await until(muted_on_the_new_account, what="spam's user10 to be muted on the new X account")
+    assert sandbox.x.mutes_of("user2") == [user10]  # and user13, queued for user1, never reached user2
+
+
+async def test_unlink_while_work_waits_for_a_relink_ends_it_and_forgets_the_choices(
+    sandbox: Sandbox, alice: Member, mod: Member
+) -> None:
+    await work_waiting_for_a_relink(sandbox, alice, mod)
+    assert sandbox.bot is not None
+    db = sandbox.bot.services.db
+    assert (await alice.slash("unlink")).embeds[0]["title"] == "X account unlinked"
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Cancelled: Applying the list more")
+    assert [tuple(r) for r in await db.fetchall(
+        "SELECT status, outcome FROM actions WHERE discord_user_id = ? AND x_user_id = ?",
+        (alice.id, sandbox.x.user("user13").id),
+    )] == [("cancelled", "unlinked")]
+    # Linked again, even to the same X account, she starts afresh: her subscription mutes user10 again.
+    await sandbox.link(alice, "user1")
+    user10 = sandbox.x.user("user10").id
+
+    async def muted_again() -> bool:
+        return user10 in sandbox.x.mutes_of("user1")
+
+    await until(muted_again, what="spam's user10 to be muted again")
+    assert sandbox.x.mutes_of("user1") == [user10]
+
+
 # -- 3. a stored token that no configured key decrypts ----------------------------------------------------------
 
 

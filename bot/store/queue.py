@@ -331,12 +331,15 @@ class QueueStore:
             (now, job_id, status, job_id, job_id),
         )
 
-    async def open_jobs_with_nothing_left(self) -> list[int]:
-        """Jobs still running or paused although none of their actions is pending or in flight."""
+    async def open_jobs_with_nothing_left(self, member_id: int | None = None) -> list[int]:
+        """Jobs (of one member, when given) still running or paused although none of their actions is pending or
+        in flight."""
+        whose, params = ("", ()) if member_id is None else (" AND discord_user_id = ?", (member_id,))
         return [int(r["id"]) for r in await self.db.fetchall(
-            "SELECT id FROM jobs j WHERE status IN ('running', 'paused') AND NOT EXISTS"
+            f"SELECT id FROM jobs j WHERE status IN ('running', 'paused'){whose} AND NOT EXISTS"  # noqa: S608
             " (SELECT 1 FROM actions a WHERE a.job_id = j.id AND a.status IN ('pending', 'in_flight'))"
-            " ORDER BY id"
+            " ORDER BY id",
+            params,
         )]
 
     async def job(self, job_id: int) -> JobRow | None:
