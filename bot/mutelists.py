@@ -18,6 +18,7 @@ from bot.errors import MutebotError
 from bot.modlog import ListChange, ModLog
 from bot.mutes import MuteService
 from bot.queue import ActionQueue
+from bot.replies import job_title
 from bot.store import Stores
 from bot.store.database import Batch
 from bot.store.lists import DuplicateListName, ListEntry, ListSummary, MuteList
@@ -559,9 +560,10 @@ class MuteLists:
 
     async def apply(
         self, guild_id: int, member_id: int, name: str, *, progress_channel_id: int | None = None,
-        progress_message_id: int | None = None, verb: str = "Applying",
+        progress_message_id: int | None = None, purpose: str = "apply",
     ) -> tuple[MuteList, Applied]:
-        """Queue a mute for every entry the member does not already mute (nor unmuted by hand), as one job."""
+        """Queue a mute for every entry the member does not already mute (nor unmuted by hand), as one job (`purpose`
+        "subscribe" when a subscription starts with it)."""
         mute_list = await self.get(guild_id, name)
         account = await self.mutes.linked(member_id)
         await self._refresh_cache(member_id)
@@ -575,7 +577,7 @@ class MuteLists:
             already = sum(1 for e in entries if e.x_user_id in muted)
             kept = sum(1 for e in entries if e.x_user_id in unmuted and e.x_user_id not in muted)
             job_id = await self.queue.create_job(
-                member_id, guild_id=guild_id, list_id=mute_list.id, title=f"{verb} the list {mute_list.name}",
+                member_id, guild_id=guild_id, list_id=mute_list.id, title=job_title(purpose, mute_list.name),
                 total=len(wanted), already_muted=already, kept_unmuted=kept,
                 progress_channel_id=progress_channel_id, progress_message_id=progress_message_id,
             )
@@ -592,7 +594,7 @@ class MuteLists:
         await self.mutes.linked(member_id)
         added = await self.store.subscribe(mute_list.id, member_id, self.clock())
         _, applied = await self.apply(guild_id, member_id, name, progress_channel_id=progress_channel_id,
-                                      progress_message_id=progress_message_id, verb="Subscribing to")
+                                      progress_message_id=progress_message_id, purpose="subscribe")
         return mute_list, applied, added
 
     async def unsubscribe(
@@ -613,7 +615,7 @@ class MuteLists:
                         to_unmute.append(Target(muted.x_user_id, muted.username))
                 job_id = await self.queue.create_job(
                     member_id, guild_id=guild_id, list_id=mute_list.id,
-                    title=f"Undoing the list {mute_list.name}", total=len(to_unmute),
+                    title=job_title("undo", mute_list.name), total=len(to_unmute),
                     progress_channel_id=progress_channel_id, progress_message_id=progress_message_id,
                 )
                 self.queue.enqueue(batch, member_id, "unmute", to_unmute, cause="list", list_id=mute_list.id,

@@ -41,6 +41,14 @@ def account_embed(
     return embed
 
 
+JOB_VERBS = {"apply": "Applying", "subscribe": "Subscribing to", "undo": "Undoing"}
+
+
+def job_title(kind: str, list_name: str) -> str:
+    """A list job's title, which heads its progress message and its summary: `Applying the list `spam``."""
+    return f"{JOB_VERBS[kind]} the list {code_span(list_name)}"
+
+
 def modlog_line(change: ListChange) -> str:
     """The moderation log's line for a change: who, what, how many, and on which list."""
     who = f"<@{change.actor}>"

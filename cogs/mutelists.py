@@ -23,7 +23,7 @@ from bot.mutelists import MAX_IMPORT_BYTES, ImportReport, ImportTooLarge
 from bot.options import ServerTextChannelOption, UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
 from bot.progress import DiscordProgress
-from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, code_span, counted, send_ephemeral
+from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, code_span, counted, job_title, send_ephemeral
 from bot.runtime import MuteBot
 from bot.store.lists import MuteList
 
@@ -338,7 +338,7 @@ class MuteListCommands(commands.Cog):
         lists = self.bot.services.lists
         mute_list = await lists.get(guild_id, name)
         await self.bot.services.mutes.linked(interaction.user.id)
-        channel_id, message_id = await self._progress_target(interaction, f"Applying the list {mute_list.name}")
+        channel_id, message_id = await self._progress_target(interaction, job_title("apply", mute_list.name))
         _, applied = await lists.apply(guild_id, interaction.user.id, name, progress_channel_id=channel_id,
                                        progress_message_id=message_id)
         text = (f"Applying {_list_title(mute_list)}: **{applied.to_send}** to mute, {applied.already_muted} "
@@ -353,7 +353,7 @@ class MuteListCommands(commands.Cog):
         lists = self.bot.services.lists
         mute_list = await lists.get(guild_id, name)
         await self.bot.services.mutes.linked(interaction.user.id)
-        channel_id, message_id = await self._progress_target(interaction, f"Subscribing to the list {mute_list.name}")
+        channel_id, message_id = await self._progress_target(interaction, job_title("subscribe", mute_list.name))
         _, applied, new = await lists.subscribe(guild_id, interaction.user.id, name, progress_channel_id=channel_id,
                                                 progress_message_id=message_id)
         text = ("Subscribed to " if new else "You were already subscribed to ") + (
@@ -374,7 +374,7 @@ class MuteListCommands(commands.Cog):
         message_id: int | None = None
         if undo:
             await self.bot.services.mutes.linked(interaction.user.id)
-            channel_id, message_id = await self._progress_target(interaction, f"Undoing the list {mute_list.name}")
+            channel_id, message_id = await self._progress_target(interaction, job_title("undo", mute_list.name))
         _, result = await lists.unsubscribe(guild_id, interaction.user.id, name, undo=undo,
                                             progress_channel_id=channel_id, progress_message_id=message_id)
         text = ("Unsubscribed from " if result.was_subscribed else "You were not subscribed to ") + (

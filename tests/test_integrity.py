@@ -267,7 +267,7 @@ async def test_an_unlink_during_an_in_flight_send_leaves_nothing_behind(
     await until(in_flight, what="a send in flight")
     unlinked = await alice.slash("unlink")
     assert unlinked.embeds[0]["title"] == "X account unlinked"
-    summary = await alice.wait_for_dm(finished("Applying the list spam"), timeout=15)
+    summary = await alice.wait_for_dm(finished("Applying the list `spam`"), timeout=15)
     assert summary.embeds[0]["title"].startswith("Cancelled")
     db = db_of(sandbox)
     assert await actions_of(sandbox, alice) == await actions_of(sandbox, alice, status="cancelled") == 3
@@ -285,13 +285,13 @@ async def test_a_restart_settles_jobs_whose_actions_all_finished_and_sends_their
     await alice.slash("mutes")  # what she mutes is known, so the apply itself needs no X call
     sandbox.x.revoke_user("user2")  # the job pauses for a relink with both mutes queued
     await alice.slash("mutelist apply", name="spam")
-    progress = await alice.wait_for_dm(lambda m: "Applying the list spam" in m.text)
+    progress = await alice.wait_for_dm(lambda m: "Applying the list `spam`" in m.text)
     await progress.wait_for(lambda m: "Paused" in m.text)
     await alice.slash("unlink")  # cancels both: nothing of the job is left to send
     assert await actions_of(sandbox, alice, status="cancelled") == 2
     await sandbox.stop_bot()
     await sandbox.start_bot()
-    summary = await alice.wait_for_dm(finished("Applying the list spam"))
+    summary = await alice.wait_for_dm(finished("Applying the list `spam`"))
     assert summary.embeds[0]["title"].startswith("Cancelled") and "cancelled **2**" in summary.embeds[0][
         "description"]
     assert await db_of(sandbox).fetchval("SELECT status FROM jobs WHERE discord_user_id = ?", (alice.id,)) == (

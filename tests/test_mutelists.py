@@ -180,7 +180,7 @@ async def test_apply_mutes_what_is_missing_with_progress_and_summary(
     summary = await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"].startswith("Finished"))
     assert "Muted **2** · already muted **1**" in summary.embeds[0]["description"]
     assert "failed **0**" in summary.embeds[0]["description"]
-    progress = next(m for m in await alice.dms() if "Applying the list Spam" in m.text)
+    progress = next(m for m in await alice.dms() if "Applying the list `Spam`" in m.text)
     assert "[██████████] 100%" in progress.text and "2/2" in progress.text
     assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user11", "user12")
     assert sandbox.x.calls["POST /2/users/:id/muting"] == 2
@@ -254,7 +254,7 @@ async def test_unsubscribe_with_undo_unmutes_what_the_list_alone_muted(
     reply = await alice.slash("mutelist unsubscribe", name="spam", undo=True)
     # user10 was muted before, user12 is still wanted by "other": only user11 was spam's alone.
     assert "Unmuting **1**" in description(reply)
-    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Finished: Undoing the list Spam")
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Finished: Undoing the list `Spam`")
     assert set(sandbox.x.mutes_of("user2")) == ids(sandbox, "user10", "user12")
     again = await alice.slash("mutelist unsubscribe", name="spam")
     assert "You were not subscribed to" in description(again)

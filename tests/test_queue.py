@@ -54,7 +54,7 @@ async def test_apply_waits_for_the_rate_window_without_a_single_429(tmp_path: Pa
         await make_list(sandbox, mod, "big", targets)
         reply = await alice.slash("mutelist apply", name="big")
         assert "**120** to mute" in reply.embeds[0]["description"]
-        progress = await alice.wait_for_dm(lambda m: "Applying the list big" in m.text)
+        progress = await alice.wait_for_dm(lambda m: "Applying the list `big`" in m.text)
         await progress.wait_for(lambda m: "left" in m.text and "%" in m.text, timeout=5)
         summary = await alice.wait_for_dm(finished, timeout=20)
         assert "Muted **120**" in summary.embeds[0]["description"]
@@ -71,7 +71,7 @@ async def test_relink_pauses_the_member_then_resumes(tmp_path: Path) -> None:
         await alice.slash("mutelist apply", name="big")
         await until(lambda: sandbox.x.calls[POSTS] >= 50, what="the first window")
         sandbox.x.revoke_user("user2")
-        progress = await alice.wait_for_dm(lambda m: "Applying the list big" in m.text)
+        progress = await alice.wait_for_dm(lambda m: "Applying the list `big`" in m.text)
         await progress.wait_for(lambda m: "Paused" in m.text and "/link" in m.text, timeout=10)
         assert await queue_of(sandbox).pending_for(alice.id) == 10
         status = await alice.slash("status")
@@ -90,7 +90,7 @@ async def test_usage_cap_pauses_the_whole_queue(tmp_path: Path) -> None:
         queue.usage_cap_pause = 1.5
         sandbox.x.usage_capped = True
         await alice.slash("mutelist apply", name="small")
-        progress = await alice.wait_for_dm(lambda m: "Applying the list small" in m.text)
+        progress = await alice.wait_for_dm(lambda m: "Applying the list `small`" in m.text)
         await progress.wait_for(lambda m: "usage cap" in m.text)
         assert await queue.paused_until() > 0
         status = await alice.slash("status")

@@ -154,3 +154,21 @@ async def test_a_list_name_with_a_backtick_is_quoted_whole(sandbox: Sandbox, mod
     assert duplicate.embeds[0]["description"] == "This server already has a list called `Spam_2` (names ignore case)."
     gone = await mod.slash("mutelist remove", name="Spam_2", username="user5")
     assert gone.embeds[0]["description"] == "@user5 is not on the list `Spam_2`."
+
+
+async def test_a_jobs_progress_names_its_list_in_a_code_span(sandbox: Sandbox, mod: Member, alice: Member) -> None:
+    await mod.slash("mutelist create", name="spam_bots_2")
+    await sandbox.link(mod, "user1")
+    await mod.slash("mutelist add", name="spam_bots_2", username="user5")
+    await sandbox.link(alice, "user2")
+    for command, options, title in (
+        ("mutelist apply", {}, "Applying the list `spam_bots_2`"),
+        ("mutelist subscribe", {}, "Subscribing to the list `spam_bots_2`"),
+        ("mutelist unsubscribe", {"undo": True}, "Undoing the list `spam_bots_2`"),
+    ):
+        await alice.slash(command, name="spam_bots_2", **options)
+        summary = await alice.wait_for_dm(
+            lambda m, t=title: bool(m.embeds) and m.embeds[0]["title"] == f"Finished: {t}")
+        assert "\\" not in summary.embeds[0]["title"]
+        progress = [m for m in await alice.dms() if m.text.startswith(f"**{title}**\n")]
+        assert len(progress) == 1, (title, [m.text for m in await alice.dms()])
