@@ -112,6 +112,15 @@ class Applied:
 
 
 @dataclass(frozen=True)
+class Published:
+    mute_list: MuteList
+    added: int
+    already: int
+    queued_for: int
+    left_out: int  # the moderator's mutes the server protects: no list of it may hold them
+
+
+@dataclass(frozen=True)
 class Unsubscribed:
     was_subscribed: bool
     cancelled: int
@@ -397,9 +406,9 @@ class MuteLists:
                                         already=report.already, problems=len(report.problems)))
         return mute_list, report
 
-    async def publish(self, guild_id: int, actor: int, name: str) -> tuple[MuteList, int, int, int]:
-        """Add the moderator's own current X mutes (every page) but the server's protected accounts; returns
-        (list, added, already, queued for). How many were protected is announced in the moderation log."""
+    async def publish(self, guild_id: int, actor: int, name: str) -> Published:
+        """Add the moderator's own current X mutes (every page) but the server's protected accounts, which the
+        result (and the moderation log) counts as left out."""
         mute_list = await self.get(guild_id, name)
         await self.linked_moderator(actor)
         await self.mutes.refetch(actor)
@@ -419,7 +428,7 @@ class MuteLists:
         await self.queue.settle_jobs(jobs)
         self.modlog.announce(ListChange("publish", guild_id, actor, mute_list.name, len(new),
                                         already=len(mine) - len(new), problems=len(protected)))
-        return mute_list, len(new), len(mine) - len(new), queued
+        return Published(mute_list, len(new), len(mine) - len(new), queued, len(protected))
 
     # -- protected accounts ------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from bot.x_client import XError, XUser
 
 if TYPE_CHECKING:
     from bot.modlog import ListChange
+    from bot.mutelists import Published
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,19 @@ JOB_VERBS = {"apply": "Applying", "subscribe": "Subscribing to", "undo": "Undoin
 def job_title(kind: str, list_name: str) -> str:
     """A list job's title, which heads its progress message and its summary: `Applying the list `spam``."""
     return f"{JOB_VERBS[kind]} the list {code_span(list_name)}"
+
+
+def published_embed(result: Published) -> discord.Embed:
+    """/mutelist publish's answer: what was added, what was there, what the server's protection left out."""
+    text = (f"Added {counted(result.added, 'account', bold=True)} to {code_span(result.mute_list.name)}; "
+            f"{result.already} {'was' if result.already == 1 else 'were'} already on it.")
+    if result.left_out:
+        one = result.left_out == 1
+        text += (f" {counted(result.left_out, 'protected account')} {'was' if one else 'were'} left out: no list "
+                 f"of this server may hold {'it' if one else 'them'}.")
+    if result.queued_for:
+        text += f" Queued for {counted(result.queued_for, 'subscriber')}."
+    return discord.Embed(title="Your mutes published", colour=COLOUR_OK, description=text)
 
 
 def modlog_line(change: ListChange) -> str:

@@ -23,7 +23,16 @@ from bot.mutelists import MAX_IMPORT_BYTES, ImportReport, ImportTooLarge
 from bot.options import ServerTextChannelOption, UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
 from bot.progress import DiscordProgress
-from bot.replies import COLOUR_ERROR, COLOUR_INFO, COLOUR_OK, code_span, counted, job_title, send_ephemeral
+from bot.replies import (
+    COLOUR_ERROR,
+    COLOUR_INFO,
+    COLOUR_OK,
+    code_span,
+    counted,
+    job_title,
+    published_embed,
+    send_ephemeral,
+)
 from bot.runtime import MuteBot
 from bot.store.lists import MuteList
 
@@ -180,15 +189,8 @@ class MuteListCommands(commands.Cog):
     async def publish(self, interaction: discord.Interaction, name: NameOption) -> None:
         guild_id = _moderator(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        mute_list, added, already, queued = await self.bot.services.lists.publish(
-            guild_id, interaction.user.id, name
-        )
-        note = f" Queued for {counted(queued, 'subscriber')}." if queued else ""
-        await send_ephemeral(interaction, embed=discord.Embed(
-            title="Your mutes published", colour=COLOUR_OK,
-            description=(f"Added {counted(added, 'account', bold=True)} to {_list_title(mute_list)}; "
-                         f"{already} {'was' if already == 1 else 'were'} already on it.{note}"),
-        ))
+        published = await self.bot.services.lists.publish(guild_id, interaction.user.id, name)
+        await send_ephemeral(interaction, embed=published_embed(published))
 
     @mutelist.command(name="capture", description="Add the accounts that piled on a post: repliers, quoters, "
                       "reposters, likers (moderators)")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.replies import code_span, counted
+from bot.mutelists import Published
+from bot.replies import code_span, counted, published_embed
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member
+from bot.store.lists import MuteList
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every module: members read errors and replies, operators read the log lines and messages of all the others.
@@ -32,6 +34,15 @@ def test_counted_says_one_thing_or_several() -> None:
     assert counted(0, "row") == "0 rows"
     assert counted(2, "entry", "entries") == "2 entries"
     assert counted(3, "account", bold=True) == "**3** accounts"
+
+
+def test_a_publish_says_how_many_protected_accounts_it_left_out() -> None:
+    spam = MuteList(1, 2, "spam_2", "", 3, 0.0)
+    assert published_embed(Published(spam, 0, 2, 0, 2)).description == (
+        "Added **0** accounts to `spam_2`; 2 were already on it. 2 protected accounts were left out: no list of "
+        "this server may hold them.")
+    assert published_embed(Published(spam, 1, 1, 3, 0)).description == (
+        "Added **1** account to `spam_2`; 1 was already on it. Queued for 3 subscribers.")
 
 
 def _strings(path: Path) -> list[tuple[int, str]]:
