@@ -12,6 +12,7 @@ from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member, Reply
 from bot.sandbox.x_emulator import EmulatedPost
 from tests.helpers import until
+from tests.test_integrity import actions_of, allow_actions, refuse_actions_for
 
 REPLIERS = [f"t{i}" for i in range(1, 30)] + ["user2"]  # 30; user2 is alice's linked account
 QUOTERS = [f"t{i}" for i in range(21, 31)]  # 10, nine of them also repliers
@@ -304,6 +305,37 @@ async def test_a_preview_still_adds_after_14_minutes(sandbox: Sandbox, pile_on: 
     added = await preview.click("Add")
     assert added.embeds[0]["title"] == "Capture added", added
     assert await names(sandbox) == {"t1", "t2", "target"}
+
+
+async def test_a_capture_that_cannot_queue_adds_nothing(
+    sandbox: Sandbox, pile_on: EmulatedPost, mod: Member, bob: Member,
+) -> None:
+    # The entries a capture adds and their subscribers' mutes commit together (issue 14, item 4), as for add,
+    # import and publish (tests/test_integrity.py): a write failure while queueing leaves the list as it was.
+    await sandbox.link(bob, "user3")
+    await bob.slash("mutelist subscribe", name="raid")
+    await until(lambda: len(sandbox.x.mutes_of("user3")) == 2, what="the subscription's first mutes")
+
+    async def sent() -> bool:
+        return await actions_of(sandbox, bob, status="pending") == 0
+
+    await until(sent, what="the subscription's actions to finish")
+    preview = await mod.slash("mutelist capture", name="raid", post=url(pile_on), who="quoters")
+    await refuse_actions_for(sandbox, bob)
+    failed = await preview.click("Add")
+    told = failed.followups[-1]
+    assert told.ephemeral and told.embeds[0]["description"].startswith("Sorry, something went wrong on our side.")
+    assert "Traceback" not in str(told.embeds) and told.text == ""
+    assert await names(sandbox) == {"t1", "t2"}  # nothing added without its subscriber's mutes
+    assert await actions_of(sandbox, bob, status="pending") == 0
+    assert [b["label"] for b in preview.buttons] == ["Add", "Cancel"]  # the preview can still be added
+    await allow_actions(sandbox)
+    retried = await preview.click("Add")
+    assert retried.embeds[0]["title"] == "Capture added", retried
+    assert "Added **10** accounts to `raid`" in description(retried)
+    assert "Queued for 1 subscriber." in description(retried)
+    assert await names(sandbox) == {"t1", "t2"} | {f"t{i}" for i in range(21, 31)}
+    await until(lambda: len(sandbox.x.mutes_of("user3")) == 12, what="the captured accounts muted for bob")
 
 
 async def test_an_import_naming_a_protected_account_leaves_it_out(
