@@ -130,7 +130,7 @@ async def test_relinking_another_x_account_forgets_the_old_accounts_list_mutes(
     await until(applied, what="the subscribed list to reach the new X account")
     reply = await alice.slash("mutelist unsubscribe", name="spam", undo=True)
     assert "Unmuting **1**" in description(reply)
-    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Finished: Undoing the list spam")
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Finished: Undoing the list `spam`")
     # user10 was the new account's own mute, not the list's: it stays.
     assert sandbox.x.mutes_of("user2") == [sandbox.x.user("user10").id]
     # The old account was left as it was (mutebot no longer acts for it).
@@ -146,7 +146,7 @@ async def work_waiting_for_a_relink(sandbox: Sandbox, alice: Member, mod: Member
         await mod.slash("mutelist create", name=name)
         await mod.slash("mutelist add", name=name, username=target)
     await alice.slash("mutelist subscribe", name="spam")
-    subscribed = "Finished: Subscribing to the list spam"
+    subscribed = "Finished: Subscribing to the list `spam`"
     await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == subscribed)
     assert (await alice.slash("unmute", username="user10")).embeds[0]["title"] == "Unmuted on X"
     assert sandbox.x.mutes_of("user1") == []  # kept unmuted: mutebot remembers user1 unmuted it by hand
@@ -158,8 +158,8 @@ async def work_waiting_for_a_relink(sandbox: Sandbox, alice: Member, mod: Member
 
     async def paused() -> bool:
         return await db.fetchval(
-            "SELECT count(*) FROM jobs WHERE discord_user_id = ? AND title = 'Applying the list more'"
-            " AND status = 'paused'", (alice.id,)) == 1
+            "SELECT count(*) FROM jobs WHERE discord_user_id = ? AND title = ? AND status = 'paused'",
+            (alice.id, "Applying the list `more`")) == 1
 
     await until(paused, what="the job to wait for a relink")
     assert await db.fetchval("SELECT status FROM actions WHERE discord_user_id = ? AND x_user_id = ?",
@@ -174,7 +174,7 @@ async def test_relinking_another_x_account_drops_the_old_accounts_choices_and_qu
     db = sandbox.bot.services.db
     await sandbox.link(alice, "user2")
     # The old account's queued work is cancelled, and its job ends now, with its summary (not at the next start).
-    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Cancelled: Applying the list more")
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Cancelled: Applying the list `more`")
     assert [tuple(r) for r in await db.fetchall(
         "SELECT status, outcome FROM actions WHERE discord_user_id = ? AND x_user_id = ?",
         (alice.id, sandbox.x.user("user13").id),
@@ -196,7 +196,7 @@ async def test_unlink_while_work_waits_for_a_relink_ends_it_and_forgets_the_choi
     assert sandbox.bot is not None
     db = sandbox.bot.services.db
     assert (await alice.slash("unlink")).embeds[0]["title"] == "X account unlinked"
-    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Cancelled: Applying the list more")
+    await alice.wait_for_dm(lambda m: bool(m.embeds) and m.embeds[0]["title"] == "Cancelled: Applying the list `more`")
     assert [tuple(r) for r in await db.fetchall(
         "SELECT status, outcome FROM actions WHERE discord_user_id = ? AND x_user_id = ?",
         (alice.id, sandbox.x.user("user13").id),
