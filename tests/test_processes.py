@@ -187,7 +187,7 @@ async def test_a_killed_process_leaves_its_servers_job_to_the_other_which_finish
         # A serves one action of a member at a time: at most that one was in flight when it died.
         assert ENTRIES <= sandbox.x.calls[POSTS] <= ENTRIES + 1
         assert sandbox.x.calls["429"] == 0  # the two never overspent user2's windows between them
-        progress = [m for m in await alice.dms() if m.text.startswith("**Applying the list big**")]
+        progress = [m for m in await alice.dms() if m.text.startswith("**Applying the list `big`**")]
         assert len(progress) == 1 and f"{ENTRIES}/{ENTRIES}" in progress[0].text
 
         # A comes back: it takes back nothing (its old claim was finished by B) and sends nothing again.
