@@ -72,17 +72,7 @@ class LinkFailed(Exception):
 
 @dataclass(frozen=True)
 class LinkStart:
-    url: str  # our start page: it says whose link it is; its Continue binds the link to that browser, then X
-    expires_at: float
-
-
-@dataclass(frozen=True)
-class LinkPage:
-    """What the start page tells the person in front of the browser before anything is bound."""
-
-    member_name: str  # the Discord account the link is for ("" for a state made before migration 0005)
-    guild_id: int | None  # where /link was run: a server, or None for a DM
-    guild_name: str  # that server's name ("" in a DM, or for a state made before migration 0012)
+    url: str  # our start page: it binds the link to the browser that opens it, then sends it on to X
     expires_at: float
 
 
@@ -207,26 +197,23 @@ class AccountService:
 
     # -- starting a link -------------------------------------------------------------------------
 
-    async def start_link(
-        self, discord_user_id: int, guild_id: int | None, member_name: str = "", guild_name: str = ""
-    ) -> LinkStart:
+    async def start_link(self, discord_user_id: int, guild_id: int | None, member_name: str = "") -> LinkStart:
         """A fresh single-use state bound to the member; the verifier stays in our database. The URL is our
-        start page, which names the member and binds the state to the browser that continues from it."""
+        start page, which binds the state to the browser that opens it."""
         now = self.clock()
         expires_at = now + STATE_TTL
         if self.settings.x_auth == "oauth1":
-            state = await self._start_oauth1(discord_user_id, guild_id, member_name, guild_name, now, expires_at)
+            state = await self._start_oauth1(discord_user_id, guild_id, member_name, now, expires_at)
         else:
             state = secrets.token_urlsafe(32)
             await self.store.add_state(_hash_state(state), discord_user_id, guild_id, "oauth2",
                                        self.vault.encrypt(generate_token(64)), now, expires_at,
-                                       member_name=member_name, guild_name=guild_name)
+                                       member_name=member_name)
         start = f"{self.settings.public_base_url or ''}/oauth/start?{urlencode({'state': state})}"
         return LinkStart(start, expires_at)
 
     async def _start_oauth1(
-        self, discord_user_id: int, guild_id: int | None, member_name: str, guild_name: str, now: float,
-        expires_at: float,
+        self, discord_user_id: int, guild_id: int | None, member_name: str, now: float, expires_at: float
     ) -> str:
         """X's request token is the state of an OAuth 1.0a link."""
         async with self._oauth1_client() as client:
@@ -238,24 +225,14 @@ class AccountService:
         request_token = str(token["oauth_token"])
         await self.store.add_state(_hash_state(request_token), discord_user_id, guild_id, "oauth1",
                                    self.vault.encrypt(str(token["oauth_token_secret"])), now, expires_at,
-                                   member_name=member_name, guild_name=guild_name)
+                                   member_name=member_name)
         return request_token
 
     # -- the start page: one browser per link ------------------------------------------------------
 
-    async def link_page(self, state: str, cookies: Mapping[str, str]) -> LinkPage:
-        """Whose link this is, for the start page, which binds nothing: a link forwarded unopened shows the
-        person it reaches which Discord account it would link their X account to. Refused once another browser
-        has continued from it."""
-        row = await self._live_state(state)
-        if row.browser_hash is not None and not self._same_browser(state, row, cookies):
-            raise LinkFailed(_OPENED_ELSEWHERE)
-        return LinkPage(row.member_name, row.guild_id, row.guild_name, row.expires_at)
-
     async def open_link(self, state: str, cookies: Mapping[str, str]) -> LinkOpened:
-        """The start page's Continue: bind the state to the first browser that continues (a signed cookie), and
-        say where X's page is. The same browser may continue again; any other is refused, so only one browser can
-        ever finish it."""
+        """Bind the state to the first browser that opens it (a signed cookie), and say where X's page is.
+        The same browser may open it again; any other is refused, so only one browser can ever finish it."""
         row = await self._live_state(state)
         value: str | None = None
         if row.browser_hash is None:

@@ -109,21 +109,6 @@ def modlog_refused(channel_id: int, gone: bool) -> str:
             "stops announcing. You will not be told again until announcing works.")
 
 
-def link_embed(expires_at: float, linked_as: str | None) -> discord.Embed:
-    """/link's DM: what the button's page and X's then do (`linked_as`: the X username linked now, if any)."""
-    expires = f"<t:{int(expires_at)}:R>"
-    description = (
-        "The button opens a page of mutebot's that names your Discord account; press **Continue to X** there and "
-        "approve mutebot on X. It can then mute and unmute accounts for your X account only. Finish in the browser "
-        f"the button opens. The link works once and expires {expires}. Do not share it: whoever continues from it "
-        "links the X account they approve to your Discord account."
-    )
-    if linked_as is not None:
-        description += (f"\nYou are linked as **@{linked_as}** now; approving replaces that link with the account "
-                        "you approve.")
-    return discord.Embed(title="Link your X account", colour=COLOUR_OK, description=description)
-
-
 def unlinked_note(revocation: str) -> str:
     """What /unlink did at X, as it happened (`revocation` as bot.accounts says it: "confirmed", "unconfirmed" or
     "not_asked")."""

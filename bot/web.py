@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import html
 import logging
-import math
 import secrets
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from bot.accounts import STATE_TTL, AccountService, Linked, LinkFailed, LinkPage, link_cookie_name
+from bot.accounts import STATE_TTL, AccountService, Linked, LinkFailed, link_cookie_name
 from bot.store import Database
 
 log = logging.getLogger(__name__)
@@ -55,54 +51,6 @@ _ERRORS = {
     413: ("Request too large", "This request is larger than mutebot accepts."),
     431: ("Request too large", "This request's headers are larger than mutebot accepts."),
 }
-
-
-# The start page: whose link it is, and a Continue button that posts back to the same address (the form has no
-# action: a PUBLIC_BASE_URL with a path keeps it). The button's `confirm` must equal the SameSite=Strict cookie this
-# page set, which a form on another site cannot send: only a press on this page binds the link and goes on to X.
-_START_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title} · mutebot</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#0f1419}}
-h1{{font-size:1.4rem}}button{{font:inherit;padding:.5rem 1.2rem;border-radius:999px;border:0;background:#1d9bf0;
-color:#fff;cursor:pointer}}</style></head>
-<body><h1>{title}</h1>{paragraphs}
-<form method="post"><input type="hidden" name="confirm" value="{confirm}"><button type="submit">Continue to X</button>
-</form></body></html>
-"""
-CONFIRM_COOKIE_PREFIX = "mutebot_confirm_"
-
-
-def confirm_cookie_name(state: str) -> str:
-    """One per link, like the link's own cookie, so two start pages open in one browser do not undo each other."""
-    return CONFIRM_COOKIE_PREFIX + hashlib.sha256(b"confirm:" + state.encode()).hexdigest()[:16]
-
-
-def _start_page(link: LinkPage, confirm: str, form_action: str, now: float) -> web.Response:
-    """Says, before anything is bound, which Discord account the X account approved next will be linked to."""
-    who = html.escape(link.member_name) if link.member_name else "who ran /link"
-    where = (f"in the Discord server <strong>{html.escape(link.guild_name)}</strong>" if link.guild_name else
-             "in a Discord server" if link.guild_id is not None else "in a direct message with mutebot")
-    minutes = max(1, math.ceil((link.expires_at - now) / 60))
-    paragraphs = (
-        f"<p>This link connects an X account to the Discord account <strong>{who}</strong>; it was made with /link "
-        f"{where}. On the next page X asks you to approve mutebot, and the X account you approve there is then "
-        f"linked to {who}: whoever uses that Discord account can mute and unmute accounts on it through mutebot.</p>"
-        f"<p>Continue only if {who} is your own Discord account. If someone sent you this link, close this page: "
-        "continuing would give them that control over your X account.</p>"
-        f"<p>The link works once, in the browser that continues, for {minutes} more "
-        f"{'minute' if minutes == 1 else 'minutes'}.</p>"
-    )
-    title = f"Link an X account to {link.member_name}?" if link.member_name else "Link an X account?"
-    body = _START_PAGE.format(title=html.escape(title), paragraphs=paragraphs, confirm=html.escape(confirm))
-    csp = SECURITY_HEADERS["Content-Security-Policy"].replace("form-action 'none'", f"form-action {form_action}")
-    return web.Response(status=200, text=body, content_type="text/html", charset="utf-8",
-                        headers={**SECURITY_HEADERS, "Content-Security-Policy": csp, "Server": SERVER_NAME})
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def page(status: int, title: str, message: str) -> web.Response:
@@ -248,48 +196,16 @@ def build_app(db: Database, accounts: AccountService) -> web.Application:
             return web.json_response({"status": "unavailable", "database": "error"}, status=503)
         return web.json_response({"status": "ok", "database": "ok"})
 
-    # The start page's form goes to this server, which answers with a redirect to X's authorization page; browsers
-    # check form-action along those redirects too, and X's page may send the browser on within X.
-    settings = accounts.settings
-    x_pages = sorted({_origin(settings.x_authorize_url), _origin(settings.x_api_base)} - {"://"})
-    form_action = " ".join(["'self'", "https:", *(o for o in x_pages if not o.startswith("https:"))])
-
     async def start(request: web.Request) -> web.Response:
-        """The /link button's page: whose link it is, and a Continue button. It binds nothing (a link forwarded
-        unopened shows its reader whose it is); it sets only the confirmation cookie its Continue must show."""
+        """The /link button's page: bind the link to this browser (a signed cookie), then on to X."""
         state = request.query.get("state", "")
         if not state:
             return page(400, "Link not recognised", "This address is missing its state. Run /link again.")
-        try:
-            link = await accounts.link_page(state, request.cookies)
-        except LinkFailed as exc:
-            return page(400, "Link not usable", exc.page)
-        confirm = secrets.token_urlsafe(24)
-        response = _start_page(link, confirm, form_action, accounts.clock())
-        response.set_cookie(confirm_cookie_name(state), confirm, max_age=int(STATE_TTL), path=cookie_path,
-                            secure=secure, httponly=True, samesite="Strict")
-        return response
-
-    async def proceed(request: web.Request) -> web.Response:
-        """The start page's Continue: bind the link to this browser (a signed cookie), then on to X."""
-        state = request.query.get("state", "")
-        if not state:
-            return page(400, "Link not recognised", "This address is missing its state. Run /link again.")
-        form = await request.post()
-        sent, expected = str(form.get("confirm", "")), request.cookies.get(confirm_cookie_name(state), "")
-        if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-            log.warning("a link's Continue came without its start page's confirmation; refused")
-            return page(400, "Link not confirmed",
-                        "Nothing was linked: this request did not come from mutebot's own link page. Open the link "
-                        "from /link in Discord and press Continue there. If another site sent you here, someone may "
-                        "be trying to link your X account to their Discord account: close this page.")
         try:
             opened = await accounts.open_link(state, request.cookies)
         except LinkFailed as exc:
             return page(400, "Link not usable", exc.page)
-        response = web.Response(status=303, headers={**SECURITY_HEADERS, "Location": opened.url})
-        response.del_cookie(confirm_cookie_name(state), path=cookie_path, secure=secure, httponly=True,
-                            samesite="Strict")
+        response = web.Response(status=302, headers={**SECURITY_HEADERS, "Location": opened.url})
         if opened.cookie_value is not None:
             response.set_cookie(opened.cookie_name, opened.cookie_value, max_age=int(STATE_TTL), path=cookie_path,
                                 secure=secure, httponly=True, samesite="Lax")
@@ -335,8 +251,7 @@ def build_app(db: Database, accounts: AccountService) -> web.Application:
         return response
 
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/oauth/start", start, allow_head=False)
-    app.router.add_post("/oauth/start", proceed)
+    app.router.add_get("/oauth/start", start, allow_head=False)  # a HEAD must not bind a link to a browser
     app.router.add_get("/oauth/callback", callback)
     return app
 

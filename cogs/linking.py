@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.replies import COLOUR_INFO, account_embed, link_embed, send_ephemeral, unlinked_note
+from bot.replies import COLOUR_INFO, COLOUR_OK, account_embed, send_ephemeral, unlinked_note
 from bot.runtime import MuteBot
 from bot.x_client import XUser
 
@@ -19,13 +19,23 @@ class Linking(commands.Cog):
     async def link(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         linked = await self.bot.services.accounts.account(interaction.user.id)
-        guild_name = interaction.guild.name if interaction.guild is not None else ""
         start = await self.bot.services.accounts.start_link(interaction.user.id, interaction.guild_id,
-                                                            member_name=interaction.user.name, guild_name=guild_name)
+                                                            member_name=interaction.user.name)
         expires = f"<t:{int(start.expires_at)}:R>"
         view = discord.ui.View(timeout=None)
         view.add_item(discord.ui.Button(label="Authorize mutebot on X", url=start.url, emoji="🔗"))
-        embed = link_embed(start.expires_at, linked.x_username if linked is not None else None)
+        embed = discord.Embed(
+            title="Link your X account",
+            colour=COLOUR_OK,
+            description=(
+                "Open X's authorization page and approve mutebot; it can then mute and unmute accounts for "
+                f"your X account only. Finish in the browser the button opens. The link works once and expires "
+                f"{expires}."
+            ),
+        )
+        if linked is not None:
+            embed.description = (f"{embed.description}\nYou are linked as **@{linked.x_username}** now; approving "
+                                 "replaces that link with the account you approve.")
         if await self.bot.dm(interaction.user.id, embed=embed, view=view) is not None:
             await send_ephemeral(interaction, f"I sent you a DM with your link to X. It expires {expires}.")
         else:

@@ -27,8 +27,8 @@ async def test_link_reply_points_to_dms_and_the_dm_has_an_expiring_button(sandbo
     dm = (await alice.dms())[-1]
     start = sandbox.link_url(dm)
     assert start.startswith(f"{sandbox.public_base_url}/oauth/start?state=")  # ours: it binds the browser
-    opened = await sandbox.open_link(start)  # its page, then its Continue
-    assert opened.status_code == 303 and opened.headers["Cache-Control"] == "no-store"
+    opened = await sandbox.http.get(start)
+    assert opened.status_code == 302 and opened.headers["Cache-Control"] == "no-store"
     url = opened.headers["location"]
     assert url.startswith(f"{sandbox.x.base_url}/i/oauth2/authorize?")
     assert "code_challenge_method=S256" in url and "code_verifier" not in url
@@ -155,7 +155,7 @@ async def test_token_endpoint_outage_is_reported_and_recovers(sandbox: Sandbox, 
 async def test_a_failed_code_exchange_answers_400_and_links_nothing(sandbox: Sandbox, alice: Member) -> None:
     url = await start_link(sandbox, alice)
     state = parse_qs(urlsplit(url).query)["state"][0]
-    assert (await sandbox.open_link(url)).status_code == 303  # continued in this browser: its cookie is set
+    assert (await sandbox.http.get(url)).status_code == 302  # opened in this browser: its cookie is set
     response = await sandbox.http.get(f"{sandbox.public_base_url}/oauth/callback",
                                       params={"state": state, "code": "made-up-code"})
     assert response.status_code == 400

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
-import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -207,25 +205,15 @@ class Sandbox:
                 return str(button["url"])
         raise AssertionError(f"no link button in {message!r}")
 
-    async def open_link(self, url: str, *, browser: httpx.AsyncClient | None = None) -> httpx.Response:
-        """Open the /link button's page (it names the Discord account the link is for) and press its Continue: the
-        answer is the redirect to X with the cookie that binds the link to `browser`, or the page that refused."""
-        browser = browser or self.http
-        shown = await browser.get(url)
-        confirm = re.search(r'name="confirm" value="([^"]*)"', shown.text)
-        if shown.status_code != 200 or confirm is None:
-            return shown
-        return await browser.post(url, data={"confirm": html.unescape(confirm.group(1))})
-
     async def authorize(
         self, url: str, x_username: str | None, *, deny: bool = False, browser: httpx.AsyncClient | None = None
     ) -> httpx.Response:
-        """What the member's browser does: open the link and continue (the bot's start page sets its cookie and
-        sends the browser on to X), approve (or deny) there, then follow X back to our callback. `browser` is
-        another browser (its own cookie jar); by default the sandbox's one."""
+        """What the member's browser does: open the link (the bot's start page sets its cookie and sends the
+        browser on to X), approve (or deny) there, then follow X back to our callback. `browser` is another
+        browser (its own cookie jar); by default the sandbox's one."""
         browser = browser or self.http
         if url.startswith(f"{self.public_base_url}/"):
-            opened = await self.open_link(url, browser=browser)
+            opened = await browser.get(url)
             if not opened.is_redirect:
                 return opened  # the start page refused: it says why
             url = opened.headers["location"]
