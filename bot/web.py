@@ -168,6 +168,9 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
 def _linked_page(linked: Linked) -> web.Response:
     who = f"the Discord account {linked.member_name}" if linked.member_name else "your Discord account"
     message = f"Your X account @{linked.user.username} is now linked to {who}. You can return to Discord."
+    if linked.member_name:  # a button's address forwarded before its owner opened it links whoever opens it
+        message += (f" If {linked.member_name} is not you, someone passed you their link: revoke mutebot's access at "
+                    "x.com/settings/connected_apps.")
     if linked.replaced is not None:
         message += f" It replaces @{linked.replaced.username}, which mutebot no longer acts for."
     if linked.revocation == "unconfirmed":

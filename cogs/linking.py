@@ -30,7 +30,8 @@ class Linking(commands.Cog):
             description=(
                 "Open X's authorization page and approve mutebot; it can then mute and unmute accounts for "
                 f"your X account only. Finish in the browser the button opens. The link works once and expires "
-                f"{expires}."
+                f"{expires}. Keep it to yourself: whoever opens it first links their X account to your Discord "
+                "account."
             ),
         )
         if linked is not None:

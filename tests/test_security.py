@@ -88,6 +88,9 @@ async def test_a_link_url_finished_in_another_browser_links_nothing(sandbox: San
         page = await sandbox.authorize(await link_url(alice), "user8", browser=browser)
         assert page.status_code == 200
         assert "@user8" in page.text and "alice" in page.text
+        # A button's address forwarded before anyone opened it links whoever opens it first: the page says
+        # whose Discord account it is, and where a person who is not alice revokes it.
+        assert "If alice is not you" in page.text and "x.com/settings/connected_apps" in page.text
         assert not [c for c in browser.cookies.jar if c.name.startswith("mutebot_link")]  # the callback cleared it
     assert "@user8" in description(await alice.slash("status"))
 
