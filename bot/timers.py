@@ -116,8 +116,13 @@ class MuteTimers:
             for timer in timers:
                 # The member's timed choice is over either way; a list they subscribe to that holds it keeps it muted.
                 self.mutes.forget_choice(batch, member_id, timer.x_user_id)
-                if not await self._subscribed_list_holds(member_id, timer.x_user_id):
+                holding = await self._subscribed_lists_holding(member_id, timer.x_user_id)
+                if not holding:
                     unmute.append(QueuedTarget(timer.x_user_id, timer.username))
+                # Those lists are now why it stays muted: a later removal from them unmutes it, as for any mute
+                # a list made (else it would stay muted with no reason mutebot knows).
+                for list_id in holding:
+                    self.lists.record_list_mute(batch, member_id, timer.x_user_id, list_id, now)
             kept = len(timers) - len(unmute)
             title = f"{counted(len(timers), 'timed mute')} ended"
             if kept == 1:
@@ -133,7 +138,7 @@ class MuteTimers:
         await self.queue.report_now(job_id)
         return len(timers)
 
-    async def _subscribed_list_holds(self, member_id: int, x_user_id: str) -> bool:
-        """A list the member subscribes to has the account as an entry (issue 17's words). Not `held_elsewhere`:
-        that also counts a list that once muted it for them and that they have left since."""
-        return any(reason.following for reason in await self.lists.reasons(member_id, x_user_id))
+    async def _subscribed_lists_holding(self, member_id: int, x_user_id: str) -> list[int]:
+        """The lists the member subscribes to that have the account as an entry (issue 17's words). Not
+        `held_elsewhere`: that also counts a list that once muted it for them and that they have left since."""
+        return [reason.list_id for reason in await self.lists.reasons(member_id, x_user_id) if reason.following]

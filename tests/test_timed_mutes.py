@@ -209,6 +209,26 @@ async def test_a_list_the_member_follows_keeps_it_muted_and_why_names_it(sandbox
     assert "Reason: leaks the finale" in field["value"]
 
 
+async def test_a_list_that_kept_a_timed_mute_is_its_reason_from_then_on(sandbox: Sandbox, linked: Member,
+                                                                         mod: Member) -> None:
+    """The member muted it for an hour before subscribing to a list that holds it, so the list never muted it
+    for them. When the hour is up the list keeps it muted: from then on the list is the reason, and taking the
+    account off the list unmutes it, as for any mute a list made."""
+    await sandbox.link(mod, "user2")
+    await linked.slash("mute", username="user13", duration="1h")
+    await mod.slash("mutelist create", name="spoilers")
+    await mod.slash("mutelist add", name="spoilers", username="user13")
+    await linked.slash("mutelist subscribe", name="spoilers")
+    await let_pass(sandbox, 2 * HOUR, linked)
+    summary = await linked.wait_for_dm(ended)
+    assert "1 account stays muted because a list you subscribe to holds it" in summary.embeds[0]["title"]
+    assert muted(sandbox, "user1", "user13")
+
+    await mod.slash("mutelist remove", name="spoilers", username="user13")
+    await until(lambda: not muted(sandbox, "user1", "user13"), what="the list's removal to unmute it")
+    assert sandbox.x.calls[DELETES] == 1
+
+
 async def test_a_list_the_member_left_does_not_keep_a_timed_mute(sandbox: Sandbox, linked: Member,
                                                                  mod: Member) -> None:
     """Only a list the member still subscribes to keeps it muted past its end: one they left, though it muted the
