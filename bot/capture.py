@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bot.accounts import LIKES_SCOPE, AccountService, Credentials
-from bot.errors import MutebotError
+from bot.errors import CaptureGone, InvalidPost, InvalidWho, NotCaptureOwner, PostNotFound
 from bot.modlog import ListChange, ModLog
 from bot.mutelists import MAX_REASON, GuildMembership, MuteLists, Target
 from bot.store import Stores
@@ -32,7 +32,6 @@ WHO: dict[str, tuple[str, ...]] = {
 MAX_ACCOUNTS = 1000
 PREVIEW_SECONDS = 15 * 60.0
 RECENT_SEARCH_SECONDS = 7 * 24 * 3600.0  # X's recent search covers the last 7 days
-SAMPLE = 10
 # The endpoint key the X client records each source's rate-limit window under.
 ENDPOINTS = {
     "author": "tweets/:id", "replied": "tweets/search/recent", "quoted": "tweets/:id/quote_tweets",
@@ -47,27 +46,6 @@ _POST_URL = re.compile(
     re.IGNORECASE,
 )
 _POST_ID = re.compile(r"^[0-9]{1,19}$")
-
-
-class InvalidPost(MutebotError):
-    def __init__(self, text: str) -> None:
-        from bot.replies import code_span
-
-        super().__init__(f"{code_span(text[:100])} is not a post's link or id. Paste the link of the post "
-                         "(such as `https://x.com/someone/status/123`) or its number.")
-
-
-class PostNotFound(MutebotError):
-    def __init__(self, post_id: str, hidden: bool) -> None:
-        super().__init__(
-            f"X shows your account no post {post_id}: its account is protected. Nothing was read or changed."
-            if hidden else
-            f"X has no post {post_id}: it was deleted, or the link is wrong. Nothing was read or changed."
-        )
-
-
-class CaptureGone(MutebotError):
-    """The preview cannot be acted on any more; the message says why."""
 
 
 def parse_post(text: str) -> str:
@@ -97,7 +75,7 @@ class CapturePreview:
     per_source: dict[str, int]  # accounts seen in each source read
     total: int  # different accounts, each counted once
     already: int
-    excluded: dict[str, int]  # reason -> how many
+    excluded: dict[str, int]  # why (own, members, protected) -> how many
     to_add: list[CapturedAccount]
     x_reads: int
     stopped_in: str | None  # the source being read when 1,000 accounts were reached
@@ -143,7 +121,7 @@ class CaptureService:
         mute_list = await self.lists.get(guild_id, name)
         post_id = parse_post(post)
         if who not in WHO:
-            raise MutebotError("`who` is one of everyone, author, repliers, quoters, reposters or likers.")
+            raise InvalidWho()
         account = await self.lists.linked_moderator(actor)
         creds = await self.accounts.credentials(actor)
         reads = 0
@@ -252,15 +230,15 @@ class CaptureService:
         gone = await self.members.departed(guild_id, member_ids) if member_ids else set()
         members_x = {x_id for x_id, members in linked.items() if any(m not in gone for m in members)}
         protected = await self.moderation.protected_among(guild_id, ids)
-        excluded = {"your own X account": 0, "linked by members of this server": 0, "protected in this server": 0}
+        excluded = {"own": 0, "members": 0, "protected": 0}  # in the order the preview names them
         kept: list[Found] = []
         for f in found:
             if f.user.id == own_x_id:
-                excluded["your own X account"] += 1
+                excluded["own"] += 1
             elif f.user.id in members_x:
-                excluded["linked by members of this server"] += 1
+                excluded["members"] += 1
             elif f.user.id in protected:
-                excluded["protected in this server"] += 1
+                excluded["protected"] += 1
             else:
                 kept.append(f)
         return {k: v for k, v in excluded.items() if v}, kept
@@ -270,16 +248,15 @@ class CaptureService:
     async def _pending(self, capture_id: int, actor: int) -> PendingCapture:
         capture = await self.store.get(capture_id)
         if capture is None:
-            raise CaptureGone("This capture is no longer there (it expired); run `/mutelist capture` again.")
+            raise CaptureGone("purged")
         if capture.moderator_id != actor:  # not CaptureGone: the preview stays usable by its moderator
-            raise MutebotError("Only the moderator who ran this capture can add or cancel it.")
+            raise NotCaptureOwner()
         if capture.status == "added":
-            raise CaptureGone("This capture was already added.")
+            raise CaptureGone("added")
         if capture.status == "cancelled":
-            raise CaptureGone("This capture was cancelled; nothing was added.")
+            raise CaptureGone("cancelled")
         if capture.expires_at <= self.clock():
-            raise CaptureGone("This preview expired (they last 15 minutes) and nothing was added; run "
-                              "`/mutelist capture` again to read the post afresh.")
+            raise CaptureGone("expired")
         return capture
 
     async def add(self, capture_id: int, actor: int) -> CaptureAdded:
@@ -288,7 +265,7 @@ class CaptureService:
         capture = await self._pending(capture_id, actor)
         mute_list = await self.list_store.by_id(capture.guild_id, capture.list_id)
         if mute_list is None:
-            raise CaptureGone("The list this capture was for was deleted; nothing was added.")
+            raise CaptureGone("list_deleted")
         accounts = await self.store.accounts(capture_id)
         protected = await self.moderation.protected_among(capture.guild_id, [a.x_user_id for a in accounts])
         if accounts:
@@ -296,7 +273,7 @@ class CaptureService:
         now = self.clock()
         async with self.db.transaction() as batch:  # the entries and their subscribers' mutes commit together
             if not await self.store.claim(capture_id, "added"):
-                raise CaptureGone("This capture was already added or cancelled.")
+                raise CaptureGone("taken")
             existing = await self.list_store.entry_ids(mute_list.id)
             new = [a for a in accounts if a.x_user_id not in existing and a.x_user_id not in protected]
             self.list_store.add_captured(batch, mute_list.id, [(a.x_user_id, a.username, a.sources) for a in new],
@@ -316,7 +293,7 @@ class CaptureService:
     async def cancel(self, capture_id: int, actor: int) -> PendingCapture:
         capture = await self._pending(capture_id, actor)
         if not await self.store.claim(capture_id, "cancelled"):
-            raise CaptureGone("This capture was already added or cancelled.")
+            raise CaptureGone("taken")
         return capture
 
     async def purge(self) -> int:

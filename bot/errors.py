@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 from bot.text import code_span
 from bot.usernames import InvalidUsername
 from bot.x_client import (
@@ -63,6 +65,138 @@ class ChannelElsewhere(MutebotError):
 class GuildOnly(MutebotError):
     def __init__(self) -> None:
         super().__init__("This command works inside a server, not in DMs.")
+
+
+class ProgressUnavailable(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("Progress reporting is not available right now.")
+
+
+# -- mute lists ---------------------------------------------------------------------------------------------
+
+
+class ListNotFound(MutebotError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"This server has no mute list called {code_span(name[:50])}. `/mutelist all` shows them.")
+
+
+class ListGone(MutebotError):
+    """A list that was there a moment ago (a page flip, a button) and has been deleted since."""
+
+    def __init__(self) -> None:
+        super().__init__("This mute list no longer exists.")
+
+
+class InvalidListName(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("A list name is 1–50 characters: letters, digits, spaces, `-`, `_` and `.`, "
+                         "starting with a letter or digit.")
+
+
+class DuplicateList(MutebotError):
+    def __init__(self, existing: str) -> None:
+        super().__init__(f"This server already has a list called {code_span(existing)} (names ignore case).")
+
+
+class NotOnList(MutebotError):
+    def __init__(self, typed: str, list_name: str) -> None:
+        super().__init__(f"@{typed.lstrip('@')[:50]} is not on the list {code_span(list_name)}.")
+
+
+class ModeratorNotLinked(MutebotError):
+    """A moderator's change looks accounts up through their own link, which is missing or broken (`cause`)."""
+
+    def __init__(self, cause: MutebotError) -> None:
+        super().__init__("Entries are looked up on X with your own linked X account. " + str(cause))
+
+
+class ProtectedAccount(MutebotError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"@{username} is protected in this server, so no list here may hold it "
+                         "(`/mutelist unprotect` lifts that).")
+
+
+class NotProtected(MutebotError):
+    def __init__(self, typed: str) -> None:
+        super().__init__(f"@{typed.lstrip('@')[:50]} is not protected in this server.")
+
+
+class ImportTooLarge(MutebotError):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"That file is larger than {max_bytes // 1_000_000} MB; split it up.")
+
+
+class ImportNotText(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("That file is not UTF-8 text; save it as CSV (UTF-8) or plain text.")
+
+
+class ImportTooManyRows(MutebotError):
+    def __init__(self, rows: int, max_rows: int) -> None:
+        super().__init__(f"That file has {rows:,} rows; an import takes at most {max_rows:,}. Nothing was added.")
+
+
+class UnreadableCsv(MutebotError):
+    """The csv module gave up on the file: say where, and why in words, never as an incident."""
+
+    def __init__(self, line: int, error: csv.Error) -> None:
+        detail = str(error)  # the csv module's own message, matched to say it in the member's words
+        if "field larger than field limit" in detail:
+            why = f"a cell is longer than {csv.field_size_limit():,} characters"
+        elif "quote" in detail or "unexpected end of data" in detail or "expected after" in detail:
+            why = 'a quote (`"`) is not closed, or text follows a closing quote'
+        else:
+            why = "it is not valid CSV"
+        super().__init__(f"That file cannot be read from line {line}: {why}. Nothing was added; "
+                         "fix that line (or save the file again as CSV) and import it again.")
+        self.line = line
+
+
+# -- captures -------------------------------------------------------------------------------------------------
+
+
+class InvalidPost(MutebotError):
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{code_span(text[:100])} is not a post's link or id. Paste the link of the post "
+                         "(such as `https://x.com/someone/status/123`) or its number.")
+
+
+class PostNotFound(MutebotError):
+    def __init__(self, post_id: str, hidden: bool) -> None:
+        super().__init__(
+            f"X shows your account no post {post_id}: its account is protected. Nothing was read or changed."
+            if hidden else
+            f"X has no post {post_id}: it was deleted, or the link is wrong. Nothing was read or changed."
+        )
+
+
+class InvalidWho(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("`who` is one of everyone, author, repliers, quoters, reposters or likers.")
+
+
+class NotCaptureOwner(MutebotError):
+    def __init__(self) -> None:
+        super().__init__("Only the moderator who ran this capture can add or cancel it.")
+
+
+CAPTURE_GONE = {
+    "purged": "This capture is no longer there (it expired); run `/mutelist capture` again.",
+    "added": "This capture was already added.",
+    "cancelled": "This capture was cancelled; nothing was added.",
+    "expired": "This preview expired (they last 15 minutes) and nothing was added; run `/mutelist capture` again "
+               "to read the post afresh.",
+    "list_deleted": "The list this capture was for was deleted; nothing was added.",
+    "taken": "This capture was already added or cancelled.",  # the other button won a race
+}
+
+
+class CaptureGone(MutebotError):
+    """The preview cannot be acted on any more; `why` (a key of CAPTURE_GONE) says which way."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(CAPTURE_GONE[why])
+        self.why = why
 
 
 def describe(error: BaseException) -> str:

@@ -14,16 +14,30 @@ from typing import Protocol
 
 from bot.accounts import AccountService, LinkedAccount
 from bot.directory import UserDirectory
-from bot.errors import MutebotError
+from bot.errors import (
+    DuplicateList,
+    ImportNotText,
+    ImportTooLarge,
+    ImportTooManyRows,
+    InvalidListName,
+    ListGone,
+    ListNotFound,
+    ModeratorNotLinked,
+    MutebotError,
+    NotOnList,
+    NotProtected,
+    ProtectedAccount,
+    UnreadableCsv,
+)
 from bot.modlog import ListChange, ModLog
 from bot.mutes import MuteService
 from bot.queue import ActionQueue
-from bot.replies import job_title
+from bot.replies import evidence_line, job_title
 from bot.store import Stores
 from bot.store.database import Batch
 from bot.store.lists import DuplicateListName, ListEntry, ListSummary, MuteList
 from bot.store.queue import QueuedTarget
-from bot.text import code_span, counted
+from bot.text import counted
 from bot.usernames import InvalidUsername, Username, normalize_username
 from bot.x_client import LookupResult, UserAuth, XRateLimited, XUnavailable, XUsageCapped, XUser
 
@@ -36,40 +50,8 @@ MAX_IMPORT_ROWS = 10_000
 MAX_IMPORT_BYTES = 2_000_000
 
 
-class ImportTooLarge(MutebotError):
-    def __init__(self) -> None:
-        super().__init__(f"That file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB; split it up.")
-
-
-class UnreadableCsv(MutebotError):
-    """The csv module gave up on the file: say where, and why in words, never as an incident."""
-
-    def __init__(self, line: int, error: csv.Error) -> None:
-        detail = str(error)
-        if "field larger than field limit" in detail:
-            why = f"a cell is longer than {csv.field_size_limit():,} characters"
-        elif "quote" in detail or "unexpected end of data" in detail or "expected after" in detail:
-            why = 'a quote (`"`) is not closed, or text follows a closing quote'
-        else:
-            why = "it is not valid CSV"
-        super().__init__(f"That file cannot be read from line {line}: {why}. Nothing was added; "
-                         "fix that line (or save the file again as CSV) and import it again.")
-        self.line = line
-
-
 PAGE_SIZE = 15
 _X_ID = re.compile(r"^[0-9]{1,19}$")
-
-
-class ListNotFound(MutebotError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"This server has no mute list called {code_span(name[:50])}. `/mutelist all` shows them.")
-
-
-class InvalidListName(MutebotError):
-    def __init__(self) -> None:
-        super().__init__("A list name is 1–50 characters: letters, digits, spaces, `-`, `_` and `.`, "
-                         "starting with a letter or digit.")
 
 
 @dataclass(frozen=True)
@@ -89,9 +71,13 @@ class EntriesPage:
 
 @dataclass(frozen=True)
 class RowProblem:
+    """A row an import could not use: `kind` says why (bot/replies.py says it in words); `ref` is the line it
+    duplicates or, for an invalid username, what is wrong with it."""
+
     line: int
     text: str
-    reason: str
+    kind: str  # missing, not_an_id, duplicate, invalid_username, unknown or protected
+    ref: int | str | None = None
 
 
 @dataclass
@@ -173,7 +159,7 @@ class MuteLists:
     async def by_id(self, guild_id: int, list_id: int) -> MuteList:
         found = await self.store.by_id(guild_id, list_id)
         if found is None:
-            raise MutebotError("This mute list no longer exists.")
+            raise ListGone()
         return found
 
     async def names(self, guild_id: int, typed: str, limit: int = 25) -> list[str]:
@@ -216,9 +202,7 @@ class MuteLists:
         try:
             list_id = await self.store.create(guild_id, name, description, actor, self.clock())
         except DuplicateListName as exc:
-            raise MutebotError(
-                f"This server already has a list called {code_span(exc.existing)} (names ignore case)."
-            ) from None
+            raise DuplicateList(exc.existing) from None
         created = await self.by_id(guild_id, list_id)
         self.modlog.announce(ListChange("create", guild_id, actor, created.name))
         return created
@@ -243,9 +227,7 @@ class MuteLists:
         try:
             return await self.mutes.linked(actor)
         except MutebotError as exc:
-            raise MutebotError(
-                "Entries are looked up on X with your own linked X account. " + str(exc)
-            ) from None
+            raise ModeratorNotLinked(exc) from None
 
     async def add(
         self, guild_id: int, actor: int, name: str, username: Username, reason: str | None
@@ -293,7 +275,7 @@ class MuteLists:
         else:
             entry = await self.store.entry(mute_list.id, username=normalize_username(text))
         if entry is None:
-            raise MutebotError(f"@{text.lstrip('@')[:50]} is not on the list {code_span(mute_list.name)}.")
+            raise NotOnList(text, mute_list.name)
         await self.end_departed(guild_id, mute_list.id)
         now = self.clock()
         async with self.db.transaction() as batch:
@@ -316,15 +298,14 @@ class MuteLists:
     async def import_file(self, guild_id: int, actor: int, name: str, data: bytes) -> tuple[MuteList, ImportReport]:
         mute_list = await self.get(guild_id, name)
         if len(data) > MAX_IMPORT_BYTES:
-            raise ImportTooLarge()
+            raise ImportTooLarge(MAX_IMPORT_BYTES)
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise MutebotError("That file is not UTF-8 text; save it as CSV (UTF-8) or plain text.") from None
+            raise ImportNotText() from None
         rows = parse_rows(text)
         if len(rows) > MAX_IMPORT_ROWS:
-            raise MutebotError(f"That file has {len(rows):,} rows; an import takes at most {MAX_IMPORT_ROWS:,}. "
-                               "Nothing was added.")
+            raise ImportTooManyRows(len(rows), MAX_IMPORT_ROWS)
         report = ImportReport(rows=len(rows))
         await self.linked_moderator(actor)
         by_name: dict[str, int] = {}  # lower-case username -> first line
@@ -333,13 +314,13 @@ class MuteLists:
         ids: list[tuple[int, str, str]] = []
         for line, column, value in rows:
             if column == "missing":
-                report.problems.append(RowProblem(line, value, "no username or id in this row"))
+                report.problems.append(RowProblem(line, value, "missing"))
                 continue
             if column == "id":
                 if not _X_ID.match(value):
-                    report.problems.append(RowProblem(line, value, "not an X user id (digits only)"))
+                    report.problems.append(RowProblem(line, value, "not_an_id"))
                 elif value in by_id:
-                    report.problems.append(RowProblem(line, value, f"duplicate of line {by_id[value]}"))
+                    report.problems.append(RowProblem(line, value, "duplicate", by_id[value]))
                 else:
                     by_id[value] = line
                     ids.append((line, value, value))
@@ -347,10 +328,10 @@ class MuteLists:
             try:
                 username = normalize_username(value)
             except InvalidUsername as exc:
-                report.problems.append(RowProblem(line, value, f"invalid username: {exc.reason}"))
+                report.problems.append(RowProblem(line, value, "invalid_username", exc.reason))
                 continue
             if username.lower() in by_name:
-                report.problems.append(RowProblem(line, value, f"duplicate of line {by_name[username.lower()]}"))
+                report.problems.append(RowProblem(line, value, "duplicate", by_name[username.lower()]))
                 continue
             by_name[username.lower()] = line
             names.append((line, value, username))
@@ -368,22 +349,22 @@ class MuteLists:
         for line, value, typed in names:
             user = found.get(typed.lower())
             if user is None:
-                report.problems.append(RowProblem(line, value, "no such account on X"))
+                report.problems.append(RowProblem(line, value, "unknown"))
             elif user.id in seen:
-                report.problems.append(RowProblem(line, value, f"duplicate of line {seen[user.id]}"))
+                report.problems.append(RowProblem(line, value, "duplicate", seen[user.id]))
             else:
                 seen[user.id] = line
                 targets.append((line, user))
         for line, value, x_id in ids:
             if x_id in seen:
-                report.problems.append(RowProblem(line, value, f"duplicate of line {seen[x_id]}"))
+                report.problems.append(RowProblem(line, value, "duplicate", seen[x_id]))
                 continue
             seen[x_id] = line
             targets.append((line, XUser(x_id, "", "")))
         known = await self.directory.by_ids([x_id for _, _, x_id in ids])
         targets = [(line, known.get(u.id, u) if not u.username else u) for line, u in targets]
         protected = await self.moderation.protected_among(guild_id, [u.id for _, u in targets])
-        report.problems += [RowProblem(line, u.username or u.id, "protected in this server")
+        report.problems += [RowProblem(line, u.username or u.id, "protected")
                             for line, u in targets if u.id in protected]
         targets = [(line, u) for line, u in targets if u.id not in protected]
         targets.sort(key=lambda t: t[0])
@@ -455,7 +436,7 @@ class MuteLists:
         found = (await self.moderation.protected(guild_id, text) if _X_ID.match(text)
                  else await self.moderation.protected_by_name(guild_id, normalize_username(text)))
         if found is None or not await self.moderation.unprotect(guild_id, found.x_user_id):
-            raise MutebotError(f"@{text.lstrip('@')[:50]} is not protected in this server.")
+            raise NotProtected(text)
         async with self.db.batch() as batch:
             self.store.audit(batch, guild_id, actor, "unprotect", None, self.clock(), x_user_id=found.x_user_id,
                              username=found.username)
@@ -464,8 +445,7 @@ class MuteLists:
 
     async def _refuse_protected(self, guild_id: int, user: XUser) -> None:
         if await self.moderation.protected(guild_id, user.id) is not None:
-            raise MutebotError(f"@{user.username} is protected in this server, so no list here may hold it "
-                               "(`/mutelist unprotect` lifts that).")
+            raise ProtectedAccount(user.username)
 
     # -- who follows a server's lists --------------------------------------------------------------------
 
@@ -638,19 +618,6 @@ class MuteLists:
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection; OWASP's advice is
 # to prefix such a cell with a single quote, which the spreadsheet shows as text).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-# What an entry's capture sources read as in /mutelist show, the export and /why.
-EVIDENCE_WORDS = {"author": "wrote it", "replied": "replied", "quoted": "quoted it", "reposted": "reposted it",
-                  "liked": "liked it"}
-
-
-def evidence_line(url: str | None, sources: Sequence[str]) -> str:
-    """`replied, liked it: <post URL>`, or nothing for an entry that was not captured."""
-    if not url:
-        return ""
-    how = ", ".join(EVIDENCE_WORDS.get(s, s) for s in sources)
-    return f"{how}: {url}" if how else url
 
 
 def spreadsheet_safe(value: str) -> str:

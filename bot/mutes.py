@@ -39,7 +39,7 @@ class MutesPage:
     pages: int
     total: int
     fetched_at: float
-    refresh_note: str | None = None
+    refresh_at: float | None = None  # X refused a refresh: the page is as of `fetched_at`, a refresh works then
     per_page: int = PAGE_SIZE
 
     @property
@@ -224,21 +224,20 @@ class MuteService:
     async def page(self, member_id: int, page: int, *, refresh: bool = False, per_page: int = PAGE_SIZE) -> MutesPage:
         await self.linked(member_id)
         fetched = await self.fetched_at(member_id)
-        note: str | None = None
+        refresh_at: float | None = None
         if refresh or fetched is None or fetched + self.cache_ttl <= self.clock():
             try:
                 fetched = await self.refetch(member_id)
             except XRateLimited as exc:
                 if fetched is None:
                     raise
-                note = (f"X allows 15 list reads per 15 minutes; showing the list as of <t:{int(fetched)}:R>. "
-                        f"A refresh is possible <t:{int(exc.reset_at) + 1}:R>.")
+                refresh_at = exc.reset_at
         total = await self.store.count(member_id)
         pages = max(1, math.ceil(total / per_page))
         page = min(max(page, 0), pages - 1)
         entries = [_user(r) for r in await self.store.page(member_id, page * per_page, per_page)]
         ends = await self.timer_store.ends(member_id, [user.id for user in entries])
-        return MutesPage(entries, ends, page, pages, total, fetched, note, per_page)
+        return MutesPage(entries, ends, page, pages, total, fetched, refresh_at, per_page)
 
     async def suggestions(self, member_id: int, prefix: str, limit: int = 25) -> list[XUser]:
         """Known mutes whose username starts with (or contains) what was typed, for autocomplete."""

@@ -1,23 +1,29 @@
-"""How the bot answers: embeds for X accounts, and ephemeral messages whatever the interaction's state."""
+"""How the bot answers: every embed and line the commands show (with bot/errors.py, where words live), sent right."""
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
+from bot.durations import describe_duration
 from bot.errors import GuildOnly, MutebotError, NotModerator, describe
 from bot.text import code_span as code_span
 from bot.text import counted as counted
 from bot.usernames import InvalidUsername
 from bot.x_client import XError, XUser
 
-if TYPE_CHECKING:
-    from bot.modlog import ListChange
-    from bot.mutelists import Published
+if TYPE_CHECKING:  # the services import this module: their types are only named here
+    from bot.capture import CaptureAdded, CapturePreview
+    from bot.modlog import ListChange, ModlogSet
+    from bot.mutelists import Applied, EntriesPage, ImportReport, Published, RowProblem, Unsubscribed
+    from bot.mutes import MuteOutcome, MuteReasons, MutesPage
+    from bot.store.lists import ListEntry, ListSummary, MuteList
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,189 @@ def job_title(kind: str, list_name: str) -> str:
     return f"{JOB_VERBS[kind]} the list {code_span(list_name)}"
 
 
+# -- /mute, /unmute, /mutes and /why ------------------------------------------------------------------------
+
+# Discord refuses a message whose embeds hold more than 6,000 characters in all; the rest is the footer's.
+EMBED_BUDGET = 6000 - 100
+
+
+def muted_embed(outcome: MuteOutcome, duration: int | None) -> discord.Embed:
+    """/mute's answer; `duration` is the one the member asked for (seconds), if any."""
+    notes: list[str] = []
+    if outcome.ends_at is not None and duration is not None:
+        end = int(outcome.ends_at)
+        notes.append(f"For {describe_duration(duration)}: mutebot unmutes it <t:{end}:R> (<t:{end}:f>), "
+                     "unless a list you subscribe to holds it then.")
+    elif outcome.was_timed:
+        notes.append("It was a timed mute; now it stays muted until you unmute it.")
+    if not outcome.changed:
+        notes.append("It was already muted.")
+    return account_embed("Muted on X", outcome.user, note=" ".join(notes) or None)
+
+
+def unmuted_embed(outcome: MuteOutcome) -> discord.Embed:
+    title, note = ("Unmuted on X", None) if outcome.changed else (
+        "Not muted on X", "mutebot had not seen it muted; either way, your X account does not mute it now.")
+    return account_embed(title, outcome.user, colour=COLOUR_INFO, note=note)
+
+
+def reasons_embed(why: MuteReasons, server_name: Callable[[int], str | None]) -> discord.Embed:
+    """/why's answer; `server_name` names a server by id (None for one mutebot is no longer in)."""
+    user = why.user
+    if not why.known:
+        embed = discord.Embed(title=f"mutebot did not mute @{user.username}", colour=COLOUR_INFO)
+        seen = ("Your X account does mute it (as of mutebot's last look at your mutes), so it was muted on X "
+                "directly, or by another app." if why.cached_muted else
+                "If your X account mutes it, it was muted on X directly, or by another app.")
+        embed.description = (f"{user_line(user)}: you did not mute it through mutebot, and no list you "
+                             f"subscribe to holds it. {seen}")
+        return embed
+    embed = discord.Embed(title=f"Why @{user.username} is muted for you", colour=COLOUR_OK)
+    lines = [user_line(user)]
+    if why.choice == "muted" and why.chosen_at is not None:
+        line = f"You muted it yourself with `/mute` <t:{int(why.chosen_at)}:f>."
+        if why.ends_at is not None:
+            end = int(why.ends_at)
+            line += f" It is a timed mute: mutebot unmutes it <t:{end}:R> (<t:{end}:f>)"
+            line += (", but a list you subscribe to holds it, so it will stay muted." if why.lists else ".")
+        lines.append(line)
+    elif why.choice == "unmuted" and why.chosen_at is not None:
+        lines.append(f"You unmuted it yourself with `/unmute` <t:{int(why.chosen_at)}:f>, so lists you "
+                     "subscribe to leave it unmuted for you.")
+    if why.lists:
+        lines.append(f"{counted(len(why.lists), 'list holds', 'lists hold')} it:")
+    embed.description = "\n".join(lines)[:4096]
+    shown = 0
+    for reason in why.lists[:20]:
+        named = server_name(reason.guild_id)
+        server = named if named is not None else "a server mutebot is no longer in"
+        value = [f"Added by <@{reason.added_by}> <t:{int(reason.added_at)}:f>"]
+        if reason.reason:
+            value.append(f"Reason: {reason.reason}")
+        if reason.evidence_url:
+            value.append(f"Evidence: {evidence_line(reason.evidence_url, reason.evidence_sources)}")
+        if reason.muted_it:
+            value.append("This list muted it for you." if reason.following else
+                         "This list muted it for you (you are no longer subscribed).")
+        else:
+            value.append("You subscribe to this list.")
+        name, text = f"{code_span(reason.list_name)} in {server}"[:256], "\n".join(value)[:1024]
+        if len(embed) + len(name) + len(text) > EMBED_BUDGET:
+            break
+        embed.add_field(name=name, value=text, inline=False)
+        shown += 1
+    if len(why.lists) > shown:
+        embed.set_footer(text=f"… and {counted(len(why.lists) - shown, 'more list')}")
+    return embed
+
+
+def mutes_page_embed(result: MutesPage) -> discord.Embed:
+    """A page of /mutes."""
+    lines = [f"{result.first_number + i}. {user_line(user)}" + (
+        f" · until <t:{int(result.ends[user.id])}:R>" if user.id in result.ends else "")
+        for i, user in enumerate(result.entries)]
+    description = "\n".join(lines) if lines else "Your X account mutes nobody."
+    if result.refresh_at is not None:
+        description += (f"\n\nX allows 15 list reads per 15 minutes; showing the list as of "
+                        f"<t:{int(result.fetched_at)}:R>. A refresh is possible <t:{int(result.refresh_at) + 1}:R>.")
+    embed = discord.Embed(title="Your muted accounts on X", colour=COLOUR_OK, description=description[:4096])
+    embed.set_footer(text=f"Page {result.page + 1} of {result.pages} · {counted(result.total, 'muted account')}")
+    embed.add_field(name="As of", value=f"<t:{int(result.fetched_at)}:R>")
+    return embed
+
+
+# -- /mutelist ------------------------------------------------------------------------------------------------
+
+# What an entry's capture sources read as in /mutelist show, the export and /why.
+EVIDENCE_WORDS = {"author": "wrote it", "replied": "replied", "quoted": "quoted it", "reposted": "reposted it",
+                  "liked": "liked it"}
+
+
+def evidence_line(url: str | None, sources: Sequence[str]) -> str:
+    """`replied, liked it: <post URL>`, or nothing for an entry that was not captured."""
+    if not url:
+        return ""
+    how = ", ".join(EVIDENCE_WORDS.get(s, s) for s in sources)
+    return f"{how}: {url}" if how else url
+
+
+def list_created_embed(mute_list: MuteList) -> discord.Embed:
+    return discord.Embed(
+        title="Mute list created", colour=COLOUR_OK,
+        description=f"{code_span(mute_list.name)} is ready. Add accounts with `/mutelist add` or `/mutelist import`.",
+    )
+
+
+def list_deleted_dm(mute_list: MuteList) -> str:
+    """The DM each subscriber of a deleted list gets."""
+    return (f"The mute list {code_span(mute_list.name)} you subscribed to was deleted by the server's moderators. "
+            "Its queued mutes were cancelled; accounts already muted stay muted (use `/unmute` to change that).")
+
+
+def list_deleted_embed(mute_list: MuteList, cancelled: int, told: int) -> discord.Embed:
+    return discord.Embed(
+        title="Mute list deleted", colour=COLOUR_INFO,
+        description=(f"{code_span(mute_list.name)} is gone. {counted(cancelled, 'queued action')} cancelled; "
+                     f"{counted(told, 'subscriber')} told by DM."),
+    )
+
+
+def entry_added_embed(mute_list: MuteList, user: XUser, *, added: bool, queued: int, reason_given: bool
+                      ) -> discord.Embed:
+    """/mutelist add's answer: added (and queued for how many subscribers), or already there."""
+    if added:
+        note = f"Added to {code_span(mute_list.name)}."
+        if queued:
+            note += f" Queued for {counted(queued, 'subscriber')}."
+    else:
+        note = f"Already on {code_span(mute_list.name)}" + ("; reason updated." if reason_given else ".")
+    return discord.Embed(title="Mute list entry", colour=COLOUR_OK,
+                         description=f"[@{user.username}]({user.url})\n{note}")
+
+
+def entry_removed_embed(mute_list: MuteList, entry: ListEntry, queued: int) -> discord.Embed:
+    note = (f" Unmuting it for {counted(queued, 'subscriber')} for whom this list was the only reason."
+            if queued else "")
+    return discord.Embed(
+        title="Mute list entry removed", colour=COLOUR_INFO,
+        description=f"@{entry.username or entry.x_user_id} is no longer on {code_span(mute_list.name)}.{note}",
+    )
+
+
+# Why an import could not use a row, by RowProblem.kind (duplicate and invalid_username carry their detail).
+ROW_PROBLEMS = {"missing": "no username or id in this row", "not_an_id": "not an X user id (digits only)",
+                "unknown": "no such account on X", "protected": "protected in this server"}
+
+
+def row_reason(problem: RowProblem) -> str:
+    if problem.kind == "duplicate":
+        return f"duplicate of line {problem.ref}"
+    if problem.kind == "invalid_username":
+        return f"invalid username: {problem.ref}"
+    return ROW_PROBLEMS[problem.kind]
+
+
+def import_report(mute_list: MuteList, report: ImportReport) -> tuple[discord.Embed, discord.File | None]:
+    """/mutelist import's answer, and the file of every unusable row when there are more than the embed shows."""
+    problems = report.problems
+    summary = (f"{counted(report.rows, 'row')} read: **{report.added}** added to {code_span(mute_list.name)}, "
+               f"{report.already} already on it, {len(problems)} not usable.")
+    if report.queued_for:
+        summary += f" Queued for {counted(report.queued_for, 'subscriber')}."
+    lines = [f"line {p.line}: {code_span(p.text[:40])} — {row_reason(p)}" for p in problems]
+    shown = "\n".join(lines[:15])
+    attachment: discord.File | None = None
+    if len(lines) > 15:
+        shown += f"\n… {len(lines) - 15} more in the attached file."
+        text = "\n".join(f"line {p.line}\t{p.text}\t{row_reason(p)}" for p in problems) + "\n"
+        attachment = discord.File(io.BytesIO(text.encode()), filename="import-problems.txt")
+    embed = discord.Embed(title="Import finished", colour=COLOUR_ERROR if problems and not report.added else COLOUR_OK,
+                          description=summary)
+    if shown:
+        embed.add_field(name="Rows not used", value=shown[:1024], inline=False)
+    return embed, attachment
+
+
 def published_embed(result: Published) -> discord.Embed:
     """/mutelist publish's answer: what was added, what was there, what the server's protection left out."""
     text = (f"Added {counted(result.added, 'account', bold=True)} to {code_span(result.mute_list.name)}; "
@@ -61,6 +250,171 @@ def published_embed(result: Published) -> discord.Embed:
     if result.queued_for:
         text += f" Queued for {counted(result.queued_for, 'subscriber')}."
     return discord.Embed(title="Your mutes published", colour=COLOUR_OK, description=text)
+
+
+def protected_embed(user: XUser, removed: Sequence[tuple[str, int]]) -> discord.Embed:
+    """/mutelist protect's answer: the lists it was taken off, and for how many subscribers it is unmuted."""
+    text = (f"[@{user.username}]({user.url}) is protected: no list of this server may hold it, and captures "
+            "leave it out.")
+    for list_name, queued in removed:
+        text += f"\nTaken off {code_span(list_name)}" + (
+            f"; unmuting it for {counted(queued, 'subscriber')}." if queued else ".")
+    return discord.Embed(title="Account protected", colour=COLOUR_OK, description=text[:4096])
+
+
+def unprotected_embed(username: str) -> discord.Embed:
+    return discord.Embed(title="Protection lifted", colour=COLOUR_INFO,
+                         description=f"@{username} is no longer protected; lists of this server may hold it again.")
+
+
+def modlog_stopped_embed(stopped: int | None) -> discord.Embed:
+    """/mutelist modlog without a channel: `stopped` is the channel it announced in, if any."""
+    text = (f"Changes to this server's lists are no longer announced in <#{stopped}>." if stopped else
+            "Changes to this server's lists were not being announced anywhere; nothing changed.")
+    return discord.Embed(title="Moderation log stopped", colour=COLOUR_INFO, description=text)
+
+
+def modlog_set_embed(result: ModlogSet) -> discord.Embed:
+    text = (f"Every change to this server's lists (create, delete, add, remove, import, capture, publish, "
+            f"protect, unprotect) is announced in <#{result.channel_id}> from now on, naming who made it.")
+    if result.missing:
+        text += (f"\n**mutebot cannot post there yet**: it lacks {' and '.join(result.missing)} in that channel. "
+                 "Give mutebot those permissions there (the channel's settings → Permissions); announcements "
+                 "start as soon as it can. You will not be told again.")
+    return discord.Embed(title="Moderation log set", colour=COLOUR_ERROR if result.missing else COLOUR_OK,
+                         description=text)
+
+
+def export_caption(mute_list: MuteList) -> str:
+    return f"{code_span(mute_list.name)} as CSV (username, id, reason, added_by, added_at, evidence)."
+
+
+def list_page_embed(result: EntriesPage) -> discord.Embed:
+    """A page of /mutelist show."""
+    lines = []
+    for i, entry in enumerate(result.entries):
+        who = f"[@{entry.username}](https://x.com/{entry.username})" if entry.username else f"id {entry.x_user_id}"
+        reason = f" — {discord.utils.escape_markdown(entry.reason)}" if entry.reason else ""
+        evidence = evidence_line(entry.evidence_url, entry.evidence_sources)
+        lines.append(f"{result.first_number + i}. {who}{reason}" + (f" · {evidence}" if evidence else ""))
+    description = "\n".join(lines) if lines else "This list is empty."
+    if result.mute_list.description:
+        description = f"*{discord.utils.escape_markdown(result.mute_list.description)}*\n\n{description}"
+    embed = discord.Embed(title=f"Mute list: {result.mute_list.name}"[:256], colour=COLOUR_OK,
+                          description=description[:4096])
+    embed.set_footer(text=f"Page {result.page + 1} of {result.pages} · {counted(result.total, 'account')}")
+    return embed
+
+
+def all_lists_embed(summaries: Sequence[ListSummary]) -> discord.Embed:
+    lines = []
+    for s in summaries:
+        line = (f"{code_span(s.mute_list.name)} — {counted(s.entries, 'account')}, "
+                f"{counted(s.subscribers, 'subscriber')}")
+        if s.mute_list.description:
+            line += f"\n  {discord.utils.escape_markdown(s.mute_list.description)}"
+        lines.append(line)
+    return discord.Embed(
+        title="Mute lists in this server", colour=COLOUR_OK,
+        description=("\n".join(lines) or "No lists yet. Moderators create them with `/mutelist create`.")[:4096],
+    )
+
+
+def progress_placeholder(title: str) -> str:
+    """The first progress DM of a job, before the queue reports on it."""
+    return f"**{title}**\nGetting ready…"
+
+
+def applied_text(mute_list: MuteList, applied: Applied) -> str:
+    return (f"Applying {code_span(mute_list.name)}: **{applied.to_send}** to mute, {applied.already_muted} "
+            f"already muted.")
+
+
+def subscribed_text(mute_list: MuteList, applied: Applied, new: bool) -> str:
+    return ("Subscribed to " if new else "You were already subscribed to ") + (
+        f"{code_span(mute_list.name)}: **{applied.to_send}** to mute now, {applied.already_muted} already muted. "
+        "Accounts added later are muted for you too; removals unmute where this list was the only reason."
+    )
+
+
+def unsubscribed_text(mute_list: MuteList, result: Unsubscribed, undo: bool) -> str:
+    text = ("Unsubscribed from " if result.was_subscribed else "You were not subscribed to ") + (
+        f"{code_span(mute_list.name)}.")
+    if result.cancelled:
+        text += f" {counted(result.cancelled, 'queued mute')} cancelled."
+    if undo:
+        text += f" Unmuting {counted(result.to_unmute, 'account', bold=True)} this list alone had muted."
+    return text
+
+
+def job_started_embed(text: str, *, in_dms: bool) -> discord.Embed:
+    """The answer to a command that started a job: what it does, and where its progress shows."""
+    where = "Progress is in your DMs." if in_dms else "Your DMs are closed, so progress shows here."
+    return discord.Embed(description=f"{text}\n{where}", colour=COLOUR_OK)
+
+
+# -- /mutelist capture -------------------------------------------------------------------------------------------
+
+SOURCE_WORDS = {
+    "author": ("author", "author"), "replied": ("replier", "repliers"), "quoted": ("quoter", "quoters"),
+    "reposted": ("reposter", "reposters"), "liked": ("liker", "likers"),
+}
+# Why a preview left an account out, by the key CapturePreview.excluded counts it under.
+EXCLUDED_WORDS = {"own": "your own X account", "members": "linked by members of this server",
+                  "protected": "protected in this server"}
+SAMPLE = 10  # accounts a preview names
+
+
+def preview_embed(preview: CapturePreview) -> discord.Embed:
+    """How many from each source, how many already on the list or excluded and why, a sample, the X reads."""
+    author = f" by @{preview.author.username}" if preview.author else ""
+    lines = [f"Post{author}: {preview.post_url}",
+             f"{counted(preview.total, 'different account')} took part"
+             + (" (an account in several sources counted once):" if preview.per_source else ".")]
+    for source, count in preview.per_source.items():
+        singular, plural = SOURCE_WORDS[source]
+        lines.append(f"- {counted(count, singular, plural)}")
+    lines.append(f"Already on {code_span(preview.mute_list.name)}: {preview.already}.")
+    if preview.excluded:
+        lines.append("Left out: " + "; ".join(f"{n} {EXCLUDED_WORDS[why]}" for why, n in preview.excluded.items())
+                     + ".")
+    notes = []
+    if preview.stopped_in is not None:
+        notes.append(f"A capture reads at most 1,000 accounts: it stopped there while reading the "
+                     f"{SOURCE_WORDS[preview.stopped_in][1]}, so some of them were not read.")
+    if preview.likes_need_link:
+        notes.append("Likers were not read: your X link predates mutebot asking X to see likes. A fresh `/link` "
+                     "adds likers; the other sources were captured meanwhile.")
+    for source, reset_at in preview.limited.items():
+        notes.append(f"X's limit for reading {SOURCE_WORDS[source][1]} is used up until <t:{int(reset_at) + 1}:R>; "
+                     + ("the rest of them were not read." if source in preview.per_source else "they were not read."))
+    if preview.old_post:
+        notes.append("The post is more than 7 days old: X's recent search only finds replies from the last 7 days.")
+    notes.append(f"X reads: {preview.x_reads}.")
+    embed = discord.Embed(title=f"Capture preview: {counted(len(preview.to_add), 'account')} to add",
+                          colour=COLOUR_OK if preview.to_add else COLOUR_INFO, description="\n".join(lines)[:4096])
+    if preview.to_add:
+        sample = ", ".join(code_span("@" + a.username) for a in preview.to_add[:SAMPLE])
+        more = len(preview.to_add) - SAMPLE
+        embed.add_field(name="Sample", value=(sample + (f" and {more} more" if more > 0 else ""))[:1024],
+                        inline=False)
+    embed.add_field(name="Notes", value="\n".join(notes)[:1024], inline=False)
+    embed.set_footer(text="Nothing changes until you press Add. This preview lasts 15 minutes.")
+    return embed
+
+
+def capture_added_embed(result: CaptureAdded) -> discord.Embed:
+    text = (f"Added {counted(result.added, 'account', bold=True)} to {code_span(result.mute_list.name)} from "
+            f"{result.post_url}; {result.already} {'was' if result.already == 1 else 'were'} already on it.")
+    if result.excluded:
+        text += f" {counted(result.excluded, 'account')} protected since the preview left out."
+    if result.queued_for:
+        text += f" Queued for {counted(result.queued_for, 'subscriber')}."
+    return discord.Embed(title="Capture added", colour=COLOUR_OK, description=text)
+
+
+def capture_cancelled_embed() -> discord.Embed:
+    return discord.Embed(title="Capture cancelled", colour=COLOUR_INFO, description="Nothing was added.")
 
 
 def modlog_line(change: ListChange) -> str:
