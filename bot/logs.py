@@ -18,13 +18,14 @@ _KEY = (
 _QUOTE = r"\\*[\"']"  # a quote, however many times it was escaped (JSON inside JSON)
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b(bearer|bot|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 [redacted]"),
     # JSON and Python reprs: "state": "...", 'refresh_token': '...'
     (re.compile(rf"(?i)({_QUOTE}{_KEY}{_QUOTE}\s*:\s*{_QUOTE})[^\"'\\]*"), r"\1[redacted]"),
     # quoted assignments: OAuth 1.0a headers (oauth_token="...", oauth_signature="..."), keyword reprs (state='...')
     (re.compile(rf"(?i)({_KEY}\s*=\s*{_QUOTE})[^\"'\\]*"), r"\1[redacted]"),
     # queries and URL-encoded forms, also encoded once or twice more inside another value (%3D, %253D)
     (re.compile(rf"(?i)({_KEY}(?:=|%3D|%253D))(?![\"'\\])[^&\s\"',;)<>\\]+"), r"\1[redacted]"),
+    # Authorization schemes; after the key patterns, which a key following the word would otherwise lose to it.
+    (re.compile(r"(?i)\b(bearer|bot|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 [redacted]"),
     # Interaction tokens sit in Discord's webhook and callback URLs (discord.py logs those at DEBUG).
     (re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?\"']+"), r"\1[redacted]"),
     # Fernet ciphertexts and Discord bot tokens have recognisable shapes.
