@@ -46,28 +46,43 @@ REFRESH_MARGIN = 120.0
 UNSEALED_SIZE = 4096  # members whose decrypted credentials stay in memory between commands
 LINK_COOKIE_PREFIX = "mutebot_link_"
 
-# The callback's refusals, in words for the person in front of the browser.
-_UNKNOWN = "This link is unknown. Start again with /link in Discord."
-_USED = "This link was already used. If your account is not linked yet, run /link again."
-_EXPIRED = "This link has expired (links last 10 minutes). Run /link again in Discord."
-_UNREADABLE = "This link can no longer be used (mutebot's keys changed since it was made). Run /link again."
-_OPENED_ELSEWHERE = (
+# The callback's refusals, in words for the person in front of the browser: one reason always has the same
+# heading, whichever step of the flow found it.
+@dataclass(frozen=True)
+class Refusal:
+    title: str
+    page: str
+
+
+_UNKNOWN = Refusal("Link not recognised", "This link is unknown. Start again with /link in Discord.")
+_USED = Refusal("Link already used",
+                "This link was already used. If your account is not linked yet, run /link again.")
+_EXPIRED = Refusal("Link expired", "This link has expired (links last 10 minutes). Run /link again in Discord.")
+_UNREADABLE = Refusal("Link no longer usable",
+                      "This link can no longer be used (mutebot's keys changed since it was made). Run /link again.")
+_OPENED_ELSEWHERE = Refusal("Link opened in another browser", (
     "This link was already opened in another browser, so it cannot be used here. If you started it yourself, run "
     "/link again in Discord and finish in the browser that opens. If someone sent it to you, do not use it."
-)
-_OTHER_BROWSER = (
+))
+_OTHER_BROWSER = Refusal("Finished in another browser", (
     "This authorization was finished in a different browser from the one that opened the link, so nothing was "
     "linked. If you started it yourself, run /link again in Discord and finish in the same browser. If someone sent "
     "you this link, it would have connected your X account to their Discord account: ignore it."
-)
+))
+INCOMPLETE = Refusal("Link incomplete", (
+    "This address is incomplete, so nothing was linked. Open the button mutebot sent you in Discord, or run /link "
+    "for a new one."
+))
 
 
 class LinkFailed(Exception):
-    """The callback cannot link: `page` says why, in words for a person."""
+    """The callback cannot link: `title` heads the page and `page` says why, in words for a person (a bare
+    sentence is a failure of the flow itself: "Linking failed")."""
 
-    def __init__(self, page: str) -> None:
-        super().__init__(page)
-        self.page = page
+    def __init__(self, reason: Refusal | str) -> None:
+        refusal = reason if isinstance(reason, Refusal) else Refusal("Linking failed", reason)
+        super().__init__(refusal.page)
+        self.title, self.page = refusal.title, refusal.page
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from bot.accounts import STATE_TTL, AccountService, Linked, LinkFailed, link_cookie_name
+from bot.accounts import INCOMPLETE, STATE_TTL, AccountService, Linked, LinkFailed, link_cookie_name
 from bot.store import Database
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,15 @@ _ERRORS = {
     413: ("Request too large", "This request is larger than mutebot accepts."),
     431: ("Request too large", "This request's headers are larger than mutebot accepts."),
 }
+
+
+CANCELLED = ("Linking cancelled", "You cancelled the authorization on X, so nothing was linked. Run /link again "
+             "whenever you like.")
+
+
+def refused(failure: LinkFailed) -> web.Response:
+    """A link that cannot go on: 400, with the heading its reason always has."""
+    return page(400, failure.title, failure.page)
 
 
 def page(status: int, title: str, message: str) -> web.Response:
@@ -203,11 +212,11 @@ def build_app(db: Database, accounts: AccountService) -> web.Application:
         """The /link button's page: bind the link to this browser (a signed cookie), then on to X."""
         state = request.query.get("state", "")
         if not state:
-            return page(400, "Link not recognised", "This address is missing its state. Run /link again.")
+            return refused(LinkFailed(INCOMPLETE))
         try:
             opened = await accounts.open_link(state, request.cookies)
         except LinkFailed as exc:
-            return page(400, "Link not usable", exc.page)
+            return refused(exc)
         response = web.Response(status=302, headers={**SECURITY_HEADERS, "Location": opened.url})
         if opened.cookie_value is not None:
             response.set_cookie(opened.cookie_name, opened.cookie_value, max_age=int(STATE_TTL), path=cookie_path,
@@ -220,34 +229,31 @@ def build_app(db: Database, accounts: AccountService) -> web.Application:
         try:
             if "oauth_token" in query or "denied" in query:
                 if "denied" in query:
-                    response = page(400, "Linking cancelled", "You cancelled on X; nothing was linked.")
+                    response = page(400, *CANCELLED)
                 else:
                     linked = await accounts.complete_oauth1(query["oauth_token"], query.get("oauth_verifier", ""),
                                                             request.cookies)
                     response = _linked_page(linked)
             else:
                 if not state:
-                    return page(400, "Link not recognised", "This address is missing its state. Run /link again.")
+                    return refused(LinkFailed(INCOMPLETE))
                 if "error" in query:
                     try:
                         await accounts.consume_state(state)
                     except LinkFailed as exc:
-                        return page(400, "Link not recognised", exc.page)
+                        return refused(exc)
                     if query["error"] == "access_denied":
-                        response = page(400, "Linking cancelled",
-                                        "You cancelled the authorization on X, so nothing was linked. "
-                                        "Run /link again whenever you like.")
+                        response = page(400, *CANCELLED)
                     else:
                         response = page(400, "Linking failed",
                                         "X reported an error; nothing was linked. Run /link again.")
                 else:
                     code = query.get("code", "")
                     if not code:
-                        return page(400, "Link not recognised",
-                                    "This address is missing its code. Run /link again.")
+                        return refused(LinkFailed(INCOMPLETE))
                     response = _linked_page(await accounts.complete_oauth2(state, code, request.cookies))
         except LinkFailed as exc:
-            response = page(400, "Linking failed", exc.page)
+            response = refused(exc)
         if state and link_cookie_name(state) in request.cookies:
             response.del_cookie(link_cookie_name(state), path=cookie_path, secure=secure, httponly=True,
                                 samesite="Lax")  # the link is over either way

@@ -51,6 +51,38 @@ async def test_replayed_callback_made_up_state_and_denial_answer_400(sandbox: Sa
     assert account is not None and account.x_username == "user3"  # the denial changed nothing
 
 
+def heading(page: str) -> str:
+    return page.split("<h1>", 1)[1].split("</h1>", 1)[0]
+
+
+async def test_one_reason_has_one_heading_whichever_step_finds_it(sandbox: Sandbox, alice: Member) -> None:
+    """A used link replayed at the callback with its code, with an error, and at the start page: one reason,
+    one text, one heading. And no page speaks of a 'state'."""
+    url = await start_link(sandbox, alice)
+    first = await sandbox.authorize(url, "user3")
+    assert first.status_code == 200
+    state = parse_qs(urlsplit(str(first.url)).query)["state"][0]
+    base = sandbox.public_base_url
+    pages = [await sandbox.http.get(str(first.url)),
+             await sandbox.http.get(f"{base}/oauth/callback", params={"state": state, "error": "access_denied"}),
+             await sandbox.http.get(f"{base}/oauth/start", params={"state": state})]
+    assert [p.status_code for p in pages] == [400, 400, 400]
+    assert {heading(p.text) for p in pages} == {"Link already used"}
+    assert len({p.text for p in pages}) == 1
+
+    made_up = [await sandbox.http.get(f"{base}/oauth/callback", params={"state": "madeup", "code": "abc"}),
+               await sandbox.http.get(f"{base}/oauth/callback", params={"state": "madeup", "error": "x"}),
+               await sandbox.http.get(f"{base}/oauth/start", params={"state": "madeup"})]
+    assert {heading(p.text) for p in made_up} == {"Link not recognised"}
+
+    incomplete = [await sandbox.http.get(f"{base}/oauth/callback"),
+                  await sandbox.http.get(f"{base}/oauth/callback", params={"state": "madeup"}),
+                  await sandbox.http.get(f"{base}/oauth/start")]
+    assert {heading(p.text) for p in incomplete} == {"Link incomplete"}
+    for response in pages + made_up + incomplete:
+        assert "state" not in response.text.split("<body>", 1)[1].lower(), response.text
+
+
 @pytest.mark.parametrize(
     "query",
     ["", "?state=", "?code=x", "?error=access_denied", "?state=%00%ff&code=%", "?state=a&state=b&code=c",
