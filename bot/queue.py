@@ -48,6 +48,7 @@ IDLE_POLL = 30.0  # a safety net only: new work and finished sends wake the work
 # still in flight past its lease was claimed by a process that died, and on a shared database another takes it.
 LEASE = 60.0
 PROGRESS_INTERVAL = 2.0
+SUMMARY_FLUSH_S = 5.0  # on shutdown, how long summaries already on their way may take to arrive
 QUEUE_CHANNEL = "mutebot_queue"  # announced when work is queued, so every process's worker looks at once
 DEFAULT_WINDOW = 15 * 60.0  # used for an ETA only until the headers have shown the window's length
 SEND_SECONDS = 0.05  # the ETA's guess for one send inside an open window
@@ -143,6 +144,7 @@ class ActionQueue:
         self._windows: dict[tuple[str, str], float] = {}
         self._messages: dict[int, _JobMessages] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._summaries: set[asyncio.Task[None]] = set()  # final reports on their way (flush_summaries)
         accounts.on_work_cancelled = self.settle_jobs  # an unlink or relink ends jobs: closed now, with summaries
 
     def poke(self) -> None:
@@ -500,7 +502,9 @@ class ActionQueue:
             if state.scheduled is not None:
                 state.scheduled.cancel()
                 state.scheduled = None
-            self._spawn(self._deliver(job_id, state, final=True))
+            summary = self._spawn(self._deliver(job_id, state, final=True))
+            self._summaries.add(summary)
+            summary.add_done_callback(self._summaries.discard)
             return
         if state.scheduled is not None:
             return
@@ -540,6 +544,12 @@ class ActionQueue:
         """The first report of a new job (and the summary straight away when there was nothing to send)."""
         if not await self._maybe_finish(job_id, status="done"):
             self._report(job_id, force=True)
+
+    async def flush_summaries(self, timeout: float = SUMMARY_FLUSH_S) -> None:
+        """On shutdown, before Discord's connection closes: a job that has ended is closed in the database
+        at once, so no later start would send its summary; give the summaries on their way time to arrive."""
+        if self._summaries:
+            await asyncio.wait(set(self._summaries), timeout=timeout)
 
     async def aclose(self) -> None:
         for task in list(self._background):

@@ -331,6 +331,8 @@ class MuteBot(commands.AutoShardedBot):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._services is not None:  # while Discord's connection is still open
+            await self._services.queue.flush_summaries()
         await super().close()
         if web is not None:
             await web.stop()

@@ -277,7 +277,7 @@ async def test_an_unlink_during_an_in_flight_send_leaves_nothing_behind(
                              " ('running', 'paused')", (alice.id,)) == 0
 
 
-async def test_a_restart_settles_jobs_whose_actions_all_finished_and_sends_their_summary(
+async def test_a_job_whose_actions_an_unlink_cancelled_ends_with_its_summary_across_a_stop(
     sandbox: Sandbox, linked_mod: Member, alice: Member
 ) -> None:
     await make_list(linked_mod, "spam", "user10", "user11")
@@ -287,9 +287,9 @@ async def test_a_restart_settles_jobs_whose_actions_all_finished_and_sends_their
     await alice.slash("mutelist apply", name="spam")
     progress = await alice.wait_for_dm(lambda m: "Applying the list `spam`" in m.text)
     await progress.wait_for(lambda m: "Paused" in m.text)
-    await alice.slash("unlink")  # cancels both: nothing of the job is left to send
+    await alice.slash("unlink")  # cancels both: nothing of the job is left to send, so it ends now
     assert await actions_of(sandbox, alice, status="cancelled") == 2
-    await sandbox.stop_bot()
+    await sandbox.stop_bot()  # at once: the summary already on its way still arrives (flush_summaries)
     await sandbox.start_bot()
     summary = await alice.wait_for_dm(finished("Applying the list `spam`"))
     assert summary.embeds[0]["title"].startswith("Cancelled") and "cancelled **2**" in summary.embeds[0][
