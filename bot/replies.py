@@ -100,7 +100,8 @@ def reasons_embed(why: MuteReasons, server_name: Callable[[int], str | None]) ->
         if why.ends_at is not None:
             end = int(why.ends_at)
             line += f" It is a timed mute: mutebot unmutes it <t:{end}:R> (<t:{end}:f>)"
-            line += (", but a list you subscribe to holds it, so it will stay muted." if why.lists else ".")
+            kept = any(reason.following for reason in why.lists)  # only those keep it past its end (timers.py)
+            line += ", but a list you subscribe to holds it, so it will stay muted." if kept else "."
         lines.append(line)
     elif why.choice == "unmuted" and why.chosen_at is not None:
         lines.append(f"You unmuted it yourself with `/unmute` <t:{int(why.chosen_at)}:f>, so lists you "

@@ -241,6 +241,8 @@ async def test_a_list_the_member_left_does_not_keep_a_timed_mute(sandbox: Sandbo
     await linked.slash("mutelist unsubscribe", name="spoilers")  # without undo: what it muted stays muted
     assert muted(sandbox, "user1", "user17")
     await linked.slash("mute", username="user17", duration="1h")
+    why = (await linked.slash("why", username="user17")).embeds[0]["description"]
+    assert "so it will stay muted" not in why and "It is a timed mute: mutebot unmutes it <t:" in why
     await let_pass(sandbox, 2 * HOUR, linked)
     summary = await linked.wait_for_dm(ended)
     assert summary.embeds[0]["title"] == "Finished: 1 timed mute ended"
