@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.errors import MutebotError
+from bot.errors import InvalidDuration as InvalidDuration
 
 UNITS = {"m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 MIN_SECONDS = 60
@@ -13,31 +13,23 @@ MAX_INPUT = 40
 _WHOLE = re.compile(r"(?:[0-9]{1,6}[mhdw])+")  # ASCII digits: \d (and int()) also take "５" or "٥"
 _PART = re.compile(r"([0-9]{1,6})([mhdw])")
 _NAMES = {"m": ("minute", "minutes"), "h": ("hour", "hours"), "d": ("day", "days"), "w": ("week", "weeks")}
-HOW = ("Write a number and a unit: m (minutes), h (hours), d (days) or w (weeks), for example `30m`, `12h`, "
-       "`7d`, `2w`, or combined as `1d12h`; from 1 minute to 365 days.")
-
-
-class InvalidDuration(MutebotError):
-    def __init__(self, problem: str) -> None:
-        super().__init__(f"{problem} {HOW} Nothing was changed.")
 
 
 def parse_duration(text: str) -> int:
     """Seconds; InvalidDuration (with words for the member) for anything else."""
     compact = re.sub(r"\s+", "", text).lower()
     if not compact:
-        raise InvalidDuration("The duration is empty.")
+        raise InvalidDuration("empty")
     if len(compact) > MAX_INPUT or not _WHOLE.fullmatch(compact):
-        shown = text.strip()[:MAX_INPUT].replace("`", "'")
-        raise InvalidDuration(f"`{shown}` is not a duration mutebot understands.")
+        raise InvalidDuration("unknown", text.strip()[:MAX_INPUT])
     units = [unit for _, unit in _PART.findall(compact)]
     if len(set(units)) != len(units):
-        raise InvalidDuration("Each unit may appear once.")
+        raise InvalidDuration("repeated_unit")
     seconds = sum(int(number) * UNITS[unit] for number, unit in _PART.findall(compact))
     if seconds < MIN_SECONDS:
-        raise InvalidDuration("A timed mute lasts at least 1 minute.")
+        raise InvalidDuration("too_short")
     if seconds > MAX_SECONDS:
-        raise InvalidDuration("A timed mute lasts at most 365 days.")
+        raise InvalidDuration("too_long")
     return seconds
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 
 from bot.text import code_span
-from bot.usernames import InvalidUsername
 from bot.x_client import (
     XError,
     XForbidden,
@@ -21,6 +20,53 @@ from bot.x_client import (
 
 class MutebotError(Exception):
     """An expected failure whose message is already fit for the member."""
+
+
+# -- what members type ------------------------------------------------------------------------------------
+
+# Why a text cannot be an X username (bot/usernames.py says which); {page} is the X page a link pointed at.
+USERNAME_REASONS = {
+    "empty": "Type an X username, like `@jack` or `https://x.com/jack`.",
+    "not_x_link": "That link is not an x.com or twitter.com profile link.",
+    "no_username": "That link has no username in it; use a profile link like `https://x.com/jack`.",
+    "x_page": "{page} is a page on X, not a profile.",
+    "only_at": "Type the username after the `@`.",
+    "too_long": "X usernames are at most 15 characters long.",
+    "characters": "X usernames contain only letters, digits and underscores.",
+}
+
+
+class InvalidUsername(ValueError):
+    """The text cannot be an X username: `kind` (a key of USERNAME_REASONS) says why, `reason` in a sentence
+    for the member (bot/usernames.py raises it; it is no MutebotError, as describe() quotes the text first)."""
+
+    def __init__(self, text: str, kind: str, page: str = "") -> None:
+        reason = USERNAME_REASONS[kind].format(page=code_span(page))
+        super().__init__(reason)
+        self.text = text
+        self.kind = kind
+        self.reason = reason
+
+
+DURATION_HOW = ("Write a number and a unit: m (minutes), h (hours), d (days) or w (weeks), for example `30m`, "
+                "`12h`, `7d`, `2w`, or combined as `1d12h`; from 1 minute to 365 days.")
+# What is wrong with a typed duration (bot/durations.py says which); {typed} is what was typed.
+DURATION_PROBLEMS = {
+    "empty": "The duration is empty.",
+    "unknown": "{typed} is not a duration mutebot understands.",
+    "repeated_unit": "Each unit may appear once.",
+    "too_short": "A timed mute lasts at least 1 minute.",
+    "too_long": "A timed mute lasts at most 365 days.",
+}
+
+
+class InvalidDuration(MutebotError):
+    """A duration mutebot cannot use: `kind` is a key of DURATION_PROBLEMS."""
+
+    def __init__(self, kind: str, typed: str = "") -> None:
+        problem = DURATION_PROBLEMS[kind].format(typed=code_span(typed))
+        super().__init__(f"{problem} {DURATION_HOW} Nothing was changed.")
+        self.kind = kind
 
 
 class NotLinked(MutebotError):

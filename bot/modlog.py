@@ -18,8 +18,8 @@ from bot.store import Stores
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000  # announcements waiting to be posted; beyond that they are dropped (and logged)
-# What the bot needs in the channel: plain text lines, so no Embed Links.
-NEEDED = (("view_channel", "View Channel"), ("send_messages", "Send Messages"))
+# What the bot needs in the channel: plain text lines, so no Embed Links (bot/replies.py names them as Discord does).
+NEEDED = ("view_channel", "send_messages")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ListChange:
 @dataclass(frozen=True)
 class ModlogSet:
     channel_id: int
-    missing: list[str]  # the permissions mutebot lacks there, by Discord's names
+    missing: list[str]  # the permissions mutebot lacks there, as discord.Permissions flags (NEEDED)
 
 
 class ModLog:
@@ -72,7 +72,7 @@ class ModLog:
             raise ChannelElsewhere()
         me = channel.guild.me
         permissions = channel.permissions_for(me) if me is not None else None
-        missing = [name for flag, name in NEEDED if permissions is not None and not getattr(permissions, flag)]
+        missing = [flag for flag in NEEDED if permissions is not None and not getattr(permissions, flag)]
         await self.store.set_modlog(guild_id, channel.id, actor, self.clock())
         if missing:
             await self.store.set_failing(guild_id, True)

@@ -51,6 +51,16 @@ def account_embed(
 JOB_VERBS = {"apply": "Applying", "subscribe": "Subscribing to", "undo": "Undoing"}
 
 
+def timed_mutes_ended_title(ended: int, kept: int) -> str:
+    """The job title of timed mutes that ended together; `kept` of them stay muted for a list that holds them."""
+    title = f"{counted(ended, 'timed mute')} ended"
+    if kept == 1:
+        title += "; 1 account stays muted because a list you subscribe to holds it"
+    elif kept:
+        title += f"; {kept} accounts stay muted because lists you subscribe to hold them"
+    return title
+
+
 def job_title(kind: str, list_name: str) -> str:
     """A list job's title, which heads its progress message and its summary: `Applying the list `spam``."""
     return f"{JOB_VERBS[kind]} the list {code_span(list_name)}"
@@ -275,11 +285,16 @@ def modlog_stopped_embed(stopped: int | None) -> discord.Embed:
     return discord.Embed(title="Moderation log stopped", colour=COLOUR_INFO, description=text)
 
 
+# The permissions bot/modlog.py checks (its NEEDED), by the names Discord shows in a channel's settings.
+PERMISSION_NAMES = {"view_channel": "View Channel", "send_messages": "Send Messages"}
+
+
 def modlog_set_embed(result: ModlogSet) -> discord.Embed:
     text = (f"Every change to this server's lists (create, delete, add, remove, import, capture, publish, "
             f"protect, unprotect) is announced in <#{result.channel_id}> from now on, naming who made it.")
     if result.missing:
-        text += (f"\n**mutebot cannot post there yet**: it lacks {' and '.join(result.missing)} in that channel. "
+        lacks = " and ".join(PERMISSION_NAMES[flag] for flag in result.missing)
+        text += (f"\n**mutebot cannot post there yet**: it lacks {lacks} in that channel. "
                  "Give mutebot those permissions there (the channel's settings → Permissions); announcements "
                  "start as soon as it can. You will not be told again.")
     return discord.Embed(title="Moderation log set", colour=COLOUR_ERROR if result.missing else COLOUR_OK,

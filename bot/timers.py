@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.replies import counted
+from bot.replies import counted, timed_mutes_ended_title
 from bot.store import Stores
 from bot.store.database import Batch, Pending
 from bot.store.queue import QueuedTarget
@@ -124,11 +124,7 @@ class MuteTimers:
                 for list_id in holding:
                     self.lists.record_list_mute(batch, member_id, timer.x_user_id, list_id, now)
             kept = len(timers) - len(unmute)
-            title = f"{counted(len(timers), 'timed mute')} ended"
-            if kept == 1:
-                title += "; 1 account stays muted because a list you subscribe to holds it"
-            elif kept:
-                title += f"; {kept} accounts stay muted because lists you subscribe to hold them"
+            title = timed_mutes_ended_title(len(timers), kept)
             job_id = await self.queue.create_job(member_id, guild_id=None, list_id=None, title=title,
                                                  total=len(unmute))
             self.queue.enqueue(batch, member_id, "unmute", unmute, cause="manual", job_id=job_id)

@@ -6,7 +6,7 @@ import re
 from typing import NewType
 from urllib.parse import urlsplit
 
-from bot.text import code_span
+from bot.errors import InvalidUsername as InvalidUsername
 
 # A username that passed `normalize_username`: services take this type, so input is parsed once, at the
 # command boundary (cogs use the `UsernameOption` transformer in bot/options.py).
@@ -19,21 +19,12 @@ _RESERVED = {"home", "i", "intent", "search", "settings", "explore", "messages",
              "logout", "signup", "tos", "privacy", "hashtag", "share", "compose"}
 
 
-class InvalidUsername(ValueError):
-    """The text cannot be an X username; `reason` is a sentence for the member."""
-
-    def __init__(self, text: str, reason: str) -> None:
-        super().__init__(reason)
-        self.text = text
-        self.reason = reason
-
-
 def normalize_username(text: str) -> Username:
     """`name`, `@name`, `https://x.com/name`, twitter.com / mobile.twitter.com links, any case,
     trailing slash or query: returns `name` as typed (case kept; X matches case-insensitively)."""
     raw = text.strip()
     if not raw:
-        raise InvalidUsername(text, "Type an X username, like `@jack` or `https://x.com/jack`.")
+        raise InvalidUsername(text, "empty")
     candidate = raw
     lowered = raw.lower()
     looks_like_url = "://" in raw or any(lowered.startswith(host + "/") or lowered == host for host in _HOSTS)
@@ -41,18 +32,18 @@ def normalize_username(text: str) -> Username:
         parts = urlsplit(raw if "://" in raw else "https://" + raw)
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("http", "https") or host not in _HOSTS:
-            raise InvalidUsername(text, "That link is not an x.com or twitter.com profile link.")
+            raise InvalidUsername(text, "not_x_link")
         segments = [s for s in parts.path.split("/") if s]
         if not segments:
-            raise InvalidUsername(text, "That link has no username in it; use a profile link like `https://x.com/jack`.")
+            raise InvalidUsername(text, "no_username")
         candidate = segments[0]
         if candidate.lower() in _RESERVED:
-            raise InvalidUsername(text, f"{code_span(candidate)} is a page on X, not a profile.")
+            raise InvalidUsername(text, "x_page", candidate)
     candidate = candidate.removeprefix("@")
     if not candidate:
-        raise InvalidUsername(text, "Type the username after the `@`.")
+        raise InvalidUsername(text, "only_at")
     if len(candidate) > 15:
-        raise InvalidUsername(text, "X usernames are at most 15 characters long.")
+        raise InvalidUsername(text, "too_long")
     if not _VALID.match(candidate):
-        raise InvalidUsername(text, "X usernames contain only letters, digits and underscores.")
+        raise InvalidUsername(text, "characters")
     return Username(candidate)
