@@ -20,7 +20,8 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth1Client, AsyncOAuth2Client
 
 from bot.config import Settings
-from bot.errors import LinkUnreadable, MutebotError, NotLinked, RelinkRequired
+from bot.errors import ACTION_OUTCOMES, LinkNotStarted, LinkUnreadable, NotLinked, RelinkRequired
+from bot.errors import LinkFailed as LinkFailed
 from bot.secrets import Secret
 from bot.store import Stores
 from bot.store.accounts import LinkRow, StateRow
@@ -45,44 +46,6 @@ STATE_TTL = 600.0
 REFRESH_MARGIN = 120.0
 UNSEALED_SIZE = 4096  # members whose decrypted credentials stay in memory between commands
 LINK_COOKIE_PREFIX = "mutebot_link_"
-
-# The callback's refusals, in words for the person in front of the browser: one reason always has the same
-# heading, whichever step of the flow found it.
-@dataclass(frozen=True)
-class Refusal:
-    title: str
-    page: str
-
-
-_UNKNOWN = Refusal("Link not recognised", "This link is unknown. Start again with /link in Discord.")
-_USED = Refusal("Link already used",
-                "This link was already used. If your account is not linked yet, run /link again.")
-_EXPIRED = Refusal("Link expired", "This link has expired (links last 10 minutes). Run /link again in Discord.")
-_UNREADABLE = Refusal("Link no longer usable",
-                      "This link can no longer be used (mutebot's keys changed since it was made). Run /link again.")
-_OPENED_ELSEWHERE = Refusal("Link opened in another browser", (
-    "This link was already opened in another browser, so it cannot be used here. If you started it yourself, run "
-    "/link again in Discord and finish in the browser that opens. If someone sent it to you, do not use it."
-))
-_OTHER_BROWSER = Refusal("Finished in another browser", (
-    "This authorization was finished in a different browser from the one that opened the link, so nothing was "
-    "linked. If you started it yourself, run /link again in Discord and finish in the same browser. If someone sent "
-    "you this link, it would have connected your X account to their Discord account: ignore it."
-))
-INCOMPLETE = Refusal("Link incomplete", (
-    "This address is incomplete, so nothing was linked. Open the button mutebot sent you in Discord, or run /link "
-    "for a new one."
-))
-
-
-class LinkFailed(Exception):
-    """The callback cannot link: `title` heads the page and `page` says why, in words for a person (a bare
-    sentence is a failure of the flow itself: "Linking failed")."""
-
-    def __init__(self, reason: Refusal | str) -> None:
-        refusal = reason if isinstance(reason, Refusal) else Refusal("Linking failed", reason)
-        super().__init__(refusal.page)
-        self.title, self.page = refusal.title, refusal.page
 
 
 @dataclass(frozen=True)
@@ -236,7 +199,7 @@ class AccountService:
                 token = await client.fetch_request_token(f"{self.settings.x_api_base}/oauth/request_token")
             except (OAuthError, httpx.HTTPError, ValueError) as exc:
                 log.warning("OAuth 1.0a request token failed: %s", type(exc).__name__)
-                raise MutebotError("X did not start the authorization; please try `/link` again in a minute.") from exc
+                raise LinkNotStarted() from exc
         request_token = str(token["oauth_token"])
         await self.store.add_state(_hash_state(request_token), discord_user_id, guild_id, "oauth1",
                                    self.vault.encrypt(str(token["oauth_token_secret"])), now, expires_at,
@@ -257,7 +220,7 @@ class AccountService:
             else:
                 row = await self._live_state(state)  # another browser bound it a moment ago
         if value is None and not self._same_browser(state, row, cookies):
-            raise LinkFailed(_OPENED_ELSEWHERE)
+            raise LinkFailed("opened_elsewhere")
         return LinkOpened(self._authorization_url(state, row), link_cookie_name(state), value)
 
     def _authorization_url(self, state: str, row: StateRow) -> str:
@@ -266,7 +229,7 @@ class AccountService:
         try:
             verifier = self.vault.decrypt(row.verifier)
         except VaultError as exc:
-            raise LinkFailed(_UNREADABLE) from exc
+            raise LinkFailed("unreadable") from exc
         url, _ = self._oauth2.create_authorization_url(
             self.settings.x_authorize_url, state=state, code_verifier=verifier.reveal()
         )
@@ -307,11 +270,11 @@ class AccountService:
         """The state's row; precisely why not when it cannot be used any more."""
         row = await self.store.state(_hash_state(state))
         if row is None or (kind is not None and row.auth_kind != kind):
-            raise LinkFailed(_UNKNOWN)
+            raise LinkFailed("unknown")
         if row.used_at is not None:
-            raise LinkFailed(_USED)
+            raise LinkFailed("used")
         if row.expires_at <= self.clock():
-            raise LinkFailed(_EXPIRED)
+            raise LinkFailed("expired")
         return row
 
     async def _claim_state(self, state: str, kind: str, cookies: Mapping[str, str]) -> tuple[StateRow, Secret]:
@@ -322,19 +285,19 @@ class AccountService:
             # Spent all the same: the code it came with must not be tried again from anywhere.
             await self.store.claim_state(state_hash, self.clock())
             log.warning("a link of member %s was finished in a browser that did not open it; refused", row.member_id)
-            raise LinkFailed(_OTHER_BROWSER)
+            raise LinkFailed("other_browser")
         if not await self.store.claim_state(state_hash, self.clock()):
-            raise LinkFailed(_USED)
+            raise LinkFailed("used")
         try:
             return row, self.vault.decrypt(row.verifier)
         except VaultError as exc:
-            raise LinkFailed(_UNREADABLE) from exc
+            raise LinkFailed("unreadable") from exc
 
     async def consume_state(self, state: str) -> None:
         """Spend a state without linking (the member cancelled on X)."""
         await self._live_state(state, "oauth2")
         if not await self.store.claim_state(_hash_state(state), self.clock()):
-            raise LinkFailed(_USED)
+            raise LinkFailed("used")
 
     async def complete_oauth2(self, state: str, code: str, cookies: Mapping[str, str]) -> Linked:
         row, verifier = await self._claim_state(state, "oauth2", cookies)
@@ -344,13 +307,13 @@ class AccountService:
             )
         except (OAuthError, httpx.HTTPError, ValueError, KeyError) as exc:
             log.warning("code exchange failed for a link: %s", type(exc).__name__)
-            raise LinkFailed("X did not accept this authorization (it may have expired). Run /link again.") from exc
+            raise LinkFailed("code_refused") from exc
         access = Secret(str(token["access_token"]))
         try:
             user = await self.x.me(UserAuth("me", access))
         except Exception as exc:
             log.warning("users/me failed after a code exchange: %s", type(exc).__name__)
-            raise LinkFailed("X did not tell us which account you approved. Run /link again.") from exc
+            raise LinkFailed("no_account") from exc
         expires_in = token.get("expires_in")
         return await self._store_link(
             row, user, "oauth2", access,
@@ -366,7 +329,7 @@ class AccountService:
                 token = await client.fetch_access_token(f"{self.settings.x_api_base}/oauth/access_token")
             except (OAuthError, httpx.HTTPError, ValueError) as exc:
                 log.warning("OAuth 1.0a access token failed: %s", type(exc).__name__)
-                raise LinkFailed("X did not accept this authorization. Run /link again.") from exc
+                raise LinkFailed("token_refused") from exc
         access, secret = Secret(str(token["oauth_token"])), Secret(str(token["oauth_token_secret"]))
         user = XUser(str(token["user_id"]), str(token["screen_name"]), str(token["screen_name"]))
         try:
@@ -397,7 +360,7 @@ class AccountService:
                     expires_at=expires_at, now=self.clock(),
                 )
                 if previous is not None and another:
-                    self._forget_x_account(batch, member_id, "you linked another X account")
+                    self._forget_x_account(batch, member_id, ACTION_OUTCOMES["relinked"])
             self._unsealed.pop(member_id, None)
         if previous is not None and another:
             await self._settle_cancelled(member_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 
 from bot.text import code_span
 from bot.x_client import (
@@ -91,6 +92,86 @@ class LinkUnreadable(RelinkRequired):
             "mutebot can no longer read the access it stored for your X account (its encryption key was changed), "
             "so your link needs relinking: use `/link` again to reconnect; your queued work waits until then.",
         )
+
+
+class LinkNotStarted(MutebotError):
+    """X did not give an OAuth 1.0a request token, so /link has no link to offer."""
+
+    def __init__(self) -> None:
+        super().__init__("X did not start the authorization; please try `/link` again in a minute.")
+
+
+# -- the link pages (bot/web.py shows them in the browser) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    title: str
+    page: str
+
+
+# Why a link cannot go on, in words for the person in front of the browser: one reason always has the same
+# heading, whichever step of the flow found it.
+LINK_REFUSALS = {
+    "unknown": Refusal("Link not recognised", "This link is unknown. Start again with /link in Discord."),
+    "used": Refusal("Link already used",
+                    "This link was already used. If your account is not linked yet, run /link again."),
+    "expired": Refusal("Link expired",
+                       "This link has expired (links last 10 minutes). Run /link again in Discord."),
+    "unreadable": Refusal("Link no longer usable",
+                          "This link can no longer be used (mutebot's keys changed since it was made). Run /link "
+                          "again."),
+    "opened_elsewhere": Refusal("Link opened in another browser", (
+        "This link was already opened in another browser, so it cannot be used here. If you started it yourself, "
+        "run /link again in Discord and finish in the browser that opens. If someone sent it to you, do not use it."
+    )),
+    "other_browser": Refusal("Finished in another browser", (
+        "This authorization was finished in a different browser from the one that opened the link, so nothing was "
+        "linked. If you started it yourself, run /link again in Discord and finish in the same browser. If someone "
+        "sent you this link, it would have connected your X account to their Discord account: ignore it."
+    )),
+    "incomplete": Refusal("Link incomplete", (
+        "This address is incomplete, so nothing was linked. Open the button mutebot sent you in Discord, or run "
+        "/link for a new one."
+    )),
+    "cancelled": Refusal("Linking cancelled", "You cancelled the authorization on X, so nothing was linked. Run "
+                         "/link again whenever you like."),
+    # Failures of the flow itself at X: "Linking failed".
+    "code_refused": Refusal("Linking failed",
+                            "X did not accept this authorization (it may have expired). Run /link again."),
+    "no_account": Refusal("Linking failed", "X did not tell us which account you approved. Run /link again."),
+    "token_refused": Refusal("Linking failed", "X did not accept this authorization. Run /link again."),
+    "x_error": Refusal("Linking failed", "X reported an error; nothing was linked. Run /link again."),
+}
+
+
+class LinkFailed(Exception):
+    """The callback cannot link: `kind` is a key of LINK_REFUSALS; `title` heads the page and `page` says why, in
+    words for a person."""
+
+    def __init__(self, kind: str) -> None:
+        refusal = LINK_REFUSALS[kind]
+        super().__init__(refusal.page)
+        self.kind = kind
+        self.title, self.page = refusal.title, refusal.page
+
+
+# -- queued actions -----------------------------------------------------------------------------------------
+
+# Why a queued action was skipped or cancelled, stored as its outcome and shown in its job's summary.
+ACTION_OUTCOMES = {
+    "unmuted_by_you": "you unmuted it yourself",
+    "muted_by_you": "you muted it yourself",
+    "already_unmuted": "already unmuted by you",
+    "held_elsewhere": "another list you follow mutes it",
+    "unlinked": "your X account was unlinked",
+    "relinked": "you linked another X account",
+}
+
+
+def gave_up(reason: str, attempts: int) -> str:
+    """The outcome of an action the queue stopped retrying: why the last attempt failed, and how many it made."""
+    return f"{reason} (gave up after {attempts} attempts)"
 
 
 class SelfMute(MutebotError):

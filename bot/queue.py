@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.accounts import AccountService
-from bot.errors import NotLinked, RelinkRequired, describe
+from bot.errors import ACTION_OUTCOMES, NotLinked, RelinkRequired, describe, gave_up
 from bot.mutes import MuteService
 from bot.store import Stores
 from bot.store.database import Batch, Pending
@@ -301,18 +301,19 @@ class ActionQueue:
     # -- one action -----------------------------------------------------------------------------------
 
     async def _skip_reason(self, member_id: int, action: ActionRow) -> str | None:
-        """List actions are re-checked when sent: the member's own choices and other lists win."""
+        """List actions are re-checked when sent: the member's own choices and other lists win (the outcome of
+        a skipped one: a key of ACTION_OUTCOMES)."""
         if action.cause != "list":
             return None
         choice = await self.mute_store.choice(member_id, action.x_user_id)
         if action.kind == "mute":
-            return "you unmuted it yourself" if choice == "unmuted" else None
+            return "unmuted_by_you" if choice == "unmuted" else None
         if choice == "muted":
-            return "you muted it yourself"
+            return "muted_by_you"
         if choice == "unmuted":
-            return "already unmuted by you"
+            return "already_unmuted"
         if await self.lists.held_elsewhere(member_id, action.x_user_id, action.list_id):
-            return "another list you follow mutes it"
+            return "held_elsewhere"
         return None
 
     async def _perform(self, member_id: int, x_user_id: str, action: ActionRow) -> bool:
@@ -321,7 +322,7 @@ class ActionQueue:
         skip = await self._skip_reason(member_id, action)
         if skip is not None:
             async with self.db.transaction() as batch:
-                skipped = await self.store.skip_claimed(action.id, skip, self.clock())
+                skipped = await self.store.skip_claimed(action.id, ACTION_OUTCOMES[skip], self.clock())
                 if skipped and action.kind == "unmute" and action.list_id is not None:
                     # The list that asked for this unmute no longer holds the account; whatever keeps it
                     # muted now is the reason (another followed list takes the list's place).
@@ -353,7 +354,7 @@ class ActionQueue:
             await self._pause_member_jobs(member_id)
             return False
         except NotLinked:
-            await self._finish(action.id, "cancelled", "your X account was unlinked", job_id)
+            await self._finish(action.id, "cancelled", ACTION_OUTCOMES["unlinked"], job_id)
             return False
         except XRateLimited as exc:  # our budget said yes, X said no (another app, or a shared limit)
             await self._release(action.id, not_before=exc.reset_at, refund=True)
@@ -404,7 +405,7 @@ class ActionQueue:
 
     async def _retry_or_fail(self, action_id: int, attempts: int, reason: str, job_id: int | None) -> None:
         if attempts >= self.max_attempts:
-            await self._finish(action_id, "failed", f"{reason} (gave up after {attempts} attempts)", job_id)
+            await self._finish(action_id, "failed", gave_up(reason, attempts), job_id)
             return
         delay = self.backoff_base * 2 ** (attempts - 1) * random.uniform(0.75, 1.25)
         await self._release(action_id, not_before=self.clock() + delay, refund=False)

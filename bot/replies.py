@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import discord
@@ -19,6 +21,7 @@ from bot.usernames import InvalidUsername
 from bot.x_client import XError, XUser
 
 if TYPE_CHECKING:  # the services import this module: their types are only named here
+    from bot.accounts import Linked
     from bot.capture import CaptureAdded, CapturePreview
     from bot.modlog import ListChange, ModlogSet
     from bot.mutelists import Applied, EntriesPage, ImportReport, Published, RowProblem, Unsubscribed
@@ -491,6 +494,66 @@ def unlinked_note(revocation: str) -> str:
         note = ("mutebot forgot its tokens here, but could not ask X to revoke them: its encryption key changed, so "
                 "it can no longer read them. You can revoke mutebot yourself at x.com/settings/connected_apps.")
     return f"{note} Your mutes on X stay as they are."
+
+
+# -- the web server's pages (bot/web.py serves them; a link's refusals are LINK_REFUSALS in bot/errors.py) --------
+
+PAGE_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title} · mutebot</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#0f1419}}
+h1{{font-size:1.4rem}}</style></head>
+<body><h1>{title}</h1><p>{message}</p></body></html>
+"""
+
+# Our words for the errors the server itself answers (not a handler's), by HTTP status.
+SERVER_ERROR_PAGES = {
+    400: ("Bad request", "This request could not be understood."),
+    404: ("Not found", "There is nothing here. To link your X account, run /link in Discord."),
+    405: ("Not allowed", "This address does not accept that kind of request."),
+    413: ("Request too large", "This request is larger than mutebot accepts."),
+    431: ("Request too large", "This request's headers are larger than mutebot accepts."),
+}
+
+
+def server_error_page(status: int) -> tuple[str, str]:
+    """The title and text of the page for an HTTP error the server answers itself."""
+    if status in SERVER_ERROR_PAGES:
+        return SERVER_ERROR_PAGES[status]
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return title, "mutebot could not answer this request."
+
+
+def page_html(title: str, message: str) -> str:
+    """A whole page: the title heads it, the message (plain text, escaped here) is its one paragraph."""
+    return PAGE_HTML.format(title=html.escape(title), message=html.escape(message))
+
+
+def incident_page(incident: str) -> tuple[str, str]:
+    """The link page of a bug: the incident id the operator's log has."""
+    return ("Linking failed",
+            f"Something went wrong while linking (incident {incident}). Run /link again in Discord.")
+
+
+def linked_page(linked: Linked) -> tuple[str, str]:
+    """The title and text of the page a successful link ends on."""
+    who = f"the Discord account {linked.member_name}" if linked.member_name else "your Discord account"
+    message = f"Your X account @{linked.user.username} is now linked to {who}. You can return to Discord."
+    if linked.member_name:  # a button's address forwarded before its owner opened it links whoever opens it
+        message += (f" If {linked.member_name} is not you, someone passed you their link: revoke mutebot's access at "
+                    "x.com/settings/connected_apps.")
+    if linked.replaced is not None:
+        message += f" It replaces @{linked.replaced.username}, which mutebot no longer acts for."
+    if linked.revocation == "unconfirmed":
+        message += (" X did not confirm revoking mutebot's previous access; you can revoke it yourself at "
+                    "x.com/settings/connected_apps.")
+    elif linked.revocation == "not_asked":
+        message += (" mutebot could not ask X to revoke its previous access: its encryption key changed, so it can "
+                    "no longer read it. You can revoke it yourself at x.com/settings/connected_apps.")
+    return f"Linked @{linked.user.username}", message
 
 
 def error_embed(message: str) -> discord.Embed:

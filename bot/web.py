@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from bot.accounts import INCOMPLETE, STATE_TTL, AccountService, Linked, LinkFailed, link_cookie_name
+from bot.accounts import STATE_TTL, AccountService, Linked, link_cookie_name
+from bot.errors import LinkFailed
+from bot.replies import incident_page, linked_page, page_html, server_error_page
 from bot.store import Database
 
 log = logging.getLogger(__name__)
@@ -35,27 +35,6 @@ MAX_LINE = 8190  # the request line (the callback's query) and each header line
 MAX_HEADERS = 48
 MAX_BODY = 16 * 1024
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title} · mutebot</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#0f1419}}
-h1{{font-size:1.4rem}}</style></head>
-<body><h1>{title}</h1><p>{message}</p></body></html>
-"""
-
-# Our words for the errors the server itself answers (not a handler's).
-_ERRORS = {
-    400: ("Bad request", "This request could not be understood."),
-    404: ("Not found", "There is nothing here. To link your X account, run /link in Discord."),
-    405: ("Not allowed", "This address does not accept that kind of request."),
-    413: ("Request too large", "This request is larger than mutebot accepts."),
-    431: ("Request too large", "This request's headers are larger than mutebot accepts."),
-}
-
-
-CANCELLED = ("Linking cancelled", "You cancelled the authorization on X, so nothing was linked. Run /link again "
-             "whenever you like.")
-
 
 def refused(failure: LinkFailed) -> web.Response:
     """A link that cannot go on: 400, with the heading its reason always has."""
@@ -63,19 +42,12 @@ def refused(failure: LinkFailed) -> web.Response:
 
 
 def page(status: int, title: str, message: str) -> web.Response:
-    body = _PAGE.format(title=html.escape(title), message=html.escape(message))
-    return web.Response(status=status, text=body, content_type="text/html", charset="utf-8",
+    return web.Response(status=status, text=page_html(title, message), content_type="text/html", charset="utf-8",
                         headers={**SECURITY_HEADERS, "Server": SERVER_NAME})
 
 
 def error_page(status: int) -> web.Response:
-    if status in _ERRORS:
-        return page(status, *_ERRORS[status])
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
-    return page(status, title, "mutebot could not answer this request.")
+    return page(status, *server_error_page(status))
 
 
 class HeadTimeoutHandler(web.RequestHandler):
@@ -159,8 +131,7 @@ async def guard(
             incident = secrets.token_hex(4)
             log.exception("incident %s while serving %s", incident, request.path)
             if request.path.startswith("/oauth/"):
-                return page(400, "Linking failed",
-                            f"Something went wrong while linking (incident {incident}). Run /link again in Discord.")
+                return page(400, *incident_page(incident))
             return web.json_response({"status": "error", "incident": incident}, status=503)
     finally:
         if watched is not None:
@@ -175,20 +146,7 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def _linked_page(linked: Linked) -> web.Response:
-    who = f"the Discord account {linked.member_name}" if linked.member_name else "your Discord account"
-    message = f"Your X account @{linked.user.username} is now linked to {who}. You can return to Discord."
-    if linked.member_name:  # a button's address forwarded before its owner opened it links whoever opens it
-        message += (f" If {linked.member_name} is not you, someone passed you their link: revoke mutebot's access at "
-                    "x.com/settings/connected_apps.")
-    if linked.replaced is not None:
-        message += f" It replaces @{linked.replaced.username}, which mutebot no longer acts for."
-    if linked.revocation == "unconfirmed":
-        message += (" X did not confirm revoking mutebot's previous access; you can revoke it yourself at "
-                    "x.com/settings/connected_apps.")
-    elif linked.revocation == "not_asked":
-        message += (" mutebot could not ask X to revoke its previous access: its encryption key changed, so it can "
-                    "no longer read it. You can revoke it yourself at x.com/settings/connected_apps.")
-    return page(200, f"Linked @{linked.user.username}", message)
+    return page(200, *linked_page(linked))
 
 
 def build_app(db: Database, accounts: AccountService) -> web.Application:
@@ -212,7 +170,7 @@ def build_app(db: Database, accounts: AccountService) -> web.Application:
         """The /link button's page: bind the link to this browser (a signed cookie), then on to X."""
         state = request.query.get("state", "")
         if not state:
-            return refused(LinkFailed(INCOMPLETE))
+            return refused(LinkFailed("incomplete"))
         try:
             opened = await accounts.open_link(state, request.cookies)
         except LinkFailed as exc:
@@ -229,28 +187,27 @@ def build_app(db: Database, accounts: AccountService) -> web.Application:
         try:
             if "oauth_token" in query or "denied" in query:
                 if "denied" in query:
-                    response = page(400, *CANCELLED)
+                    response = refused(LinkFailed("cancelled"))
                 else:
                     linked = await accounts.complete_oauth1(query["oauth_token"], query.get("oauth_verifier", ""),
                                                             request.cookies)
                     response = _linked_page(linked)
             else:
                 if not state:
-                    return refused(LinkFailed(INCOMPLETE))
+                    return refused(LinkFailed("incomplete"))
                 if "error" in query:
                     try:
                         await accounts.consume_state(state)
                     except LinkFailed as exc:
                         return refused(exc)
                     if query["error"] == "access_denied":
-                        response = page(400, *CANCELLED)
+                        response = refused(LinkFailed("cancelled"))
                     else:
-                        response = page(400, "Linking failed",
-                                        "X reported an error; nothing was linked. Run /link again.")
+                        response = refused(LinkFailed("x_error"))
                 else:
                     code = query.get("code", "")
                     if not code:
-                        return refused(LinkFailed(INCOMPLETE))
+                        return refused(LinkFailed("incomplete"))
                     response = _linked_page(await accounts.complete_oauth2(state, code, request.cookies))
         except LinkFailed as exc:
             response = refused(exc)
