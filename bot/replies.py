@@ -21,7 +21,7 @@ from bot.usernames import InvalidUsername
 from bot.x_client import XError, XUser
 
 if TYPE_CHECKING:  # the services import this module: their types are only named here
-    from bot.accounts import Linked
+    from bot.accounts import Linked, LinkedAccount
     from bot.capture import CaptureAdded, CapturePreview
     from bot.modlog import ListChange, ModlogSet
     from bot.mutelists import Applied, EntriesPage, ImportReport, Published, RowProblem, Unsubscribed
@@ -480,6 +480,76 @@ def modlog_refused(channel_id: int, gone: bool) -> str:
     return (f"Your change to the server's mute lists was made, but it could not be announced in the moderation "
             f"log <#{channel_id}>: {why} with `/mutelist modlog channel:`; `/mutelist modlog` without a channel "
             "stops announcing. You will not be told again until announcing works.")
+
+
+# -- /link, /unlink and /status -----------------------------------------------------------------------------
+
+LINK_HERE = "Your DMs are closed, so here is your link:"
+
+
+def link_view(url: str) -> discord.ui.View:
+    """The button that opens the link (our start page, then X's authorization page)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Authorize mutebot on X", url=url, emoji="🔗"))
+    return view
+
+
+def link_embed(expires_at: float, linked_as: str | None, *, here: bool = False) -> discord.Embed:
+    """/link's message: what the button does, until when, and whose account it replaces (`linked_as`, the X
+    username linked now); `here` when it is the reply itself because the member's DMs are closed."""
+    embed = discord.Embed(
+        title="Link your X account",
+        colour=COLOUR_OK,
+        description=(
+            "Open X's authorization page and approve mutebot; it can then mute and unmute accounts for "
+            f"your X account only. Finish in the browser the button opens. The link works once and expires "
+            f"<t:{int(expires_at)}:R>. Keep it to yourself: whoever opens it first links their X account to your "
+            "Discord account."
+        ),
+    )
+    if linked_as is not None:
+        embed.description = (f"{embed.description}\nYou are linked as **@{linked_as}** now; approving "
+                             "replaces that link with the account you approve.")
+    if here:
+        embed.set_footer(text="Your DMs are closed, so the link is here; only you can see it.")
+    return embed
+
+
+def link_sent_text(expires_at: float) -> str:
+    return f"I sent you a DM with your link to X. It expires <t:{int(expires_at)}:R>."
+
+
+def nothing_to_unlink_embed() -> discord.Embed:
+    return discord.Embed(title="No X account linked", colour=COLOUR_INFO,
+                         description="You have no linked X account, so there is nothing to unlink.")
+
+
+def unlinked_embed(user: XUser, revocation: str) -> discord.Embed:
+    return account_embed("X account unlinked", user, colour=COLOUR_INFO, note=unlinked_note(revocation))
+
+
+def not_linked_status_embed() -> discord.Embed:
+    return discord.Embed(
+        title="No X account linked",
+        colour=COLOUR_INFO,
+        description="You are not linked yet. Run `/link` and approve mutebot on X to connect your account.",
+    )
+
+
+def status_embed(user: XUser, account: LinkedAccount, pending: int, paused_until: float) -> discord.Embed:
+    """/status: the linked account, whether its link still works, and the member's queued actions (and, while
+    X's usage cap pauses the queue, until when)."""
+    note = f"Linked <t:{int(account.linked_at)}:R>."
+    if account.unreadable:
+        note += ("\n⚠️ mutebot can no longer read this link (its encryption key changed), so it needs "
+                 "relinking: run `/link` again to reconnect.")
+    elif account.needs_relink:
+        note += "\n⚠️ X no longer accepts this link: run `/link` again to reconnect."
+    note += f"\nPending queued actions: **{pending}**" if pending else "\nNo queued actions."
+    if paused_until:
+        note += ("\n⏸️ mutebot has reached its monthly usage cap at X; queued work resumes "
+                 f"<t:{int(paused_until)}:R>.")
+    return account_embed("Your linked X account", user, note=note)
 
 
 def unlinked_note(revocation: str) -> str:

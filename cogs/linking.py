@@ -6,7 +6,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.replies import COLOUR_INFO, COLOUR_OK, account_embed, send_ephemeral, unlinked_note
+from bot.replies import (
+    LINK_HERE,
+    link_embed,
+    link_sent_text,
+    link_view,
+    not_linked_status_embed,
+    nothing_to_unlink_embed,
+    send_ephemeral,
+    status_embed,
+    unlinked_embed,
+)
 from bot.runtime import MuteBot
 from bot.x_client import XUser
 
@@ -21,69 +31,37 @@ class Linking(commands.Cog):
         linked = await self.bot.services.accounts.account(interaction.user.id)
         start = await self.bot.services.accounts.start_link(interaction.user.id, interaction.guild_id,
                                                             member_name=interaction.user.name)
-        expires = f"<t:{int(start.expires_at)}:R>"
-        view = discord.ui.View(timeout=None)
-        view.add_item(discord.ui.Button(label="Authorize mutebot on X", url=start.url, emoji="🔗"))
-        embed = discord.Embed(
-            title="Link your X account",
-            colour=COLOUR_OK,
-            description=(
-                "Open X's authorization page and approve mutebot; it can then mute and unmute accounts for "
-                f"your X account only. Finish in the browser the button opens. The link works once and expires "
-                f"{expires}. Keep it to yourself: whoever opens it first links their X account to your Discord "
-                "account."
-            ),
-        )
-        if linked is not None:
-            embed.description = (f"{embed.description}\nYou are linked as **@{linked.x_username}** now; approving "
-                                 "replaces that link with the account you approve.")
-        if await self.bot.dm(interaction.user.id, embed=embed, view=view) is not None:
-            await send_ephemeral(interaction, f"I sent you a DM with your link to X. It expires {expires}.")
+        linked_as = linked.x_username if linked is not None else None
+        view = link_view(start.url)
+        if await self.bot.dm(interaction.user.id, embed=link_embed(start.expires_at, linked_as),
+                             view=view) is not None:
+            await send_ephemeral(interaction, link_sent_text(start.expires_at))
         else:
-            embed.set_footer(text="Your DMs are closed, so the link is here; only you can see it.")
-            await send_ephemeral(interaction, "Your DMs are closed, so here is your link:", embed=embed, view=view)
+            await send_ephemeral(interaction, LINK_HERE, embed=link_embed(start.expires_at, linked_as, here=True),
+                                 view=view)
 
     @app_commands.command(name="unlink", description="Disconnect your X account and forget its tokens")
     async def unlink(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         unlinked = await self.bot.services.accounts.unlink(interaction.user.id)
         if unlinked is None:
-            await send_ephemeral(interaction, embed=discord.Embed(
-                title="No X account linked", colour=COLOUR_INFO,
-                description="You have no linked X account, so there is nothing to unlink.",
-            ))
+            await send_ephemeral(interaction, embed=nothing_to_unlink_embed())
             return
         account = unlinked.account
         user = XUser(account.x_user_id, account.x_username, account.x_name, account.x_avatar_url)
-        await send_ephemeral(interaction, embed=account_embed(
-            "X account unlinked", user, colour=COLOUR_INFO, note=unlinked_note(unlinked.revocation),
-        ))
+        await send_ephemeral(interaction, embed=unlinked_embed(user, unlinked.revocation))
 
     @app_commands.command(name="status", description="Your linked X account and your pending queued actions")
     async def status(self, interaction: discord.Interaction) -> None:
         services = self.bot.services
         account = await services.accounts.account(interaction.user.id)
         if account is None:
-            await send_ephemeral(interaction, embed=discord.Embed(
-                title="No X account linked",
-                colour=COLOUR_INFO,
-                description="You are not linked yet. Run `/link` and approve mutebot on X to connect your account.",
-            ))
+            await send_ephemeral(interaction, embed=not_linked_status_embed())
             return
         user = XUser(account.x_user_id, account.x_username, account.x_name, account.x_avatar_url)
         pending = await services.mutes.pending_actions(interaction.user.id)
-        note = f"Linked <t:{int(account.linked_at)}:R>."
-        if account.unreadable:
-            note += ("\n⚠️ mutebot can no longer read this link (its encryption key changed), so it needs "
-                     "relinking: run `/link` again to reconnect.")
-        elif account.needs_relink:
-            note += "\n⚠️ X no longer accepts this link: run `/link` again to reconnect."
-        note += f"\nPending queued actions: **{pending}**" if pending else "\nNo queued actions."
         paused_until = await services.queue.paused_until() if pending else 0.0
-        if paused_until:
-            note += ("\n⏸️ mutebot has reached its monthly usage cap at X; queued work resumes "
-                     f"<t:{int(paused_until)}:R>.")
-        await send_ephemeral(interaction, embed=account_embed("Your linked X account", user, note=note))
+        await send_ephemeral(interaction, embed=status_embed(user, account, pending, paused_until))
 
 
 async def setup(bot: MuteBot) -> None:
