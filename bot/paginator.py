@@ -10,7 +10,7 @@ from typing import Any
 
 import discord
 
-from bot.replies import code_span, report_error
+from bot.replies import JUMP_TITLE, NOT_YOUR_BUTTONS, not_a_page, report_error
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ class PageButton(
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         if interaction.user.id != self.owner:
-            await interaction.response.send_message(
-                "These buttons are not yours; run the command yourself to browse.", ephemeral=True
-            )
+            await interaction.response.send_message(NOT_YOUR_BUTTONS, ephemeral=True)
             return False
         return True
 
@@ -87,7 +85,7 @@ class PageButton(
             await report_error(interaction, exc)
 
 
-class JumpModal(discord.ui.Modal, title="Go to page"):
+class JumpModal(discord.ui.Modal, title=JUMP_TITLE):
     def __init__(self, kind: str, ref: int, pages: int, owner: int) -> None:
         super().__init__(timeout=300)
         self.kind, self.ref, self.pages, self.owner = kind, ref, pages, owner
@@ -99,10 +97,7 @@ class JumpModal(discord.ui.Modal, title="Go to page"):
     async def on_submit(self, interaction: discord.Interaction, /) -> None:
         text = self.number.value.strip()
         if not text.isdigit() or not 1 <= int(text) <= self.pages:
-            await interaction.response.send_message(
-                f"{code_span(text[:20])} is not a page number between 1 and {self.pages}.",
-                ephemeral=True,
-            )
+            await interaction.response.send_message(not_a_page(text, self.pages), ephemeral=True)
             return
         await show_page(interaction, self.kind, self.ref, int(text) - 1, self.owner, refresh=False)
 

@@ -692,3 +692,14 @@ def _where(interaction: discord.Interaction) -> str:
         return f"/{interaction.command.qualified_name}"
     data = interaction.data
     return str(data.get("custom_id", "interaction")) if data else "interaction"
+
+
+# -- pages of a list (bot/paginator.py) --------------------------------------------------------------------
+
+NOT_YOUR_BUTTONS = "These buttons are not yours; run the command yourself to browse."
+JUMP_TITLE = "Go to page"
+
+
+def not_a_page(typed: str, pages: int) -> str:
+    return f"{code_span(typed[:20])} is not a page number between 1 and {pages}."
+

@@ -83,7 +83,8 @@ def test_no_code_span_is_written_by_hand(path: Path) -> None:
 # Modules that write no sentence of their own: their words live in bot/errors.py and bot/replies.py (CONTRIBUTING).
 WORDLESS = [ROOT / "cogs" / name for name in ("muting.py", "mutelists.py", "linking.py")] + [
     ROOT / "bot" / name for name in ("mutelists.py", "capture.py", "capture_view.py", "mutes.py", "durations.py",
-                                     "usernames.py", "timers.py", "modlog.py", "queue.py", "accounts.py", "web.py")]
+                                     "usernames.py", "timers.py", "modlog.py", "queue.py", "accounts.py", "web.py",
+                                     "paginator.py")]
 TWO_WORDS = re.compile(r"[A-Za-z]{2,}[\s,;:]+[A-Za-z]{2,}")
 # Strings that are not sentences for members: what Discord shows in its command menus, which stays beside its
 # command (app_commands' command, describe, Group, choices), and the operator's log lines.
