@@ -44,7 +44,6 @@ class StateRow:
     used_at: float | None
     browser_hash: str | None  # set when the start page bound the state to one browser
     member_name: str
-    guild_name: str  # the server /link was run in ("" in a DM, or for a state made before migration 0012)
 
 
 _LINK_COLUMNS = (
@@ -204,25 +203,24 @@ class AccountStore:
 
     async def add_state(
         self, state_hash: str, member_id: int, guild_id: int | None, auth_kind: str, verifier: bytes,
-        now: float, expires_at: float, *, member_name: str = "", guild_name: str = "",
+        now: float, expires_at: float, *, member_name: str = "",
     ) -> None:
         await self.db.execute(
             "INSERT INTO oauth_states (state_hash, discord_user_id, guild_id, auth_kind, verifier, created_at,"
-            " expires_at, member_name, guild_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (state_hash, member_id, guild_id, auth_kind, verifier, now, expires_at, member_name, guild_name),
+            " expires_at, member_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (state_hash, member_id, guild_id, auth_kind, verifier, now, expires_at, member_name),
         )
 
     async def state(self, state_hash: str) -> StateRow | None:
         row = await self.db.fetchone(
-            "SELECT discord_user_id, guild_id, auth_kind, verifier, expires_at, used_at, browser_hash, member_name,"
-            " guild_name FROM oauth_states WHERE state_hash = ?",
+            "SELECT discord_user_id, guild_id, auth_kind, verifier, expires_at, used_at, browser_hash, member_name"
+            " FROM oauth_states WHERE state_hash = ?",
             (state_hash,),
         )
         if row is None:
             return None
         return StateRow(int(row["discord_user_id"]), row["guild_id"], str(row["auth_kind"]), bytes(row["verifier"]),
-                        float(row["expires_at"]), row["used_at"], row["browser_hash"], str(row["member_name"]),
-                        str(row["guild_name"]))
+                        float(row["expires_at"]), row["used_at"], row["browser_hash"], str(row["member_name"]))
 
     async def bind_browser(self, state_hash: str, browser_hash: str) -> bool:
         """Tie an unused state to one browser: True for exactly one caller."""
