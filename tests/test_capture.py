@@ -67,12 +67,17 @@ def url(post: EmulatedPost) -> str:
     return f"https://mobile.twitter.com/target/status/{post.id}?s=20&t=abc"
 
 
-async def test_preview_counts_then_add_mutes_subscribers_through_the_queue(
-    sandbox: Sandbox, pile_on: EmulatedPost, mod: Member, bob: Member,
-) -> None:
+async def subscribe_bob(sandbox: Sandbox, bob: Member) -> None:
+    """bob, linked as user3, subscribes to raid and gets its two entries muted."""
     await sandbox.link(bob, "user3")
     await bob.slash("mutelist subscribe", name="raid")
     await until(lambda: len(sandbox.x.mutes_of("user3")) == 2, what="the subscription's first mutes")
+
+
+async def test_preview_counts_then_add_mutes_subscribers_through_the_queue(
+    sandbox: Sandbox, pile_on: EmulatedPost, mod: Member, bob: Member,
+) -> None:
+    await subscribe_bob(sandbox, bob)
     before = dict(sandbox.x.calls)
     preview = await mod.slash("mutelist capture", name="raid", post=url(pile_on), reason="pile-on")
     assert preview.ephemeral
@@ -312,9 +317,7 @@ async def test_a_capture_that_cannot_queue_adds_nothing(
 ) -> None:
     # The entries a capture adds and their subscribers' mutes commit together (issue 14, item 4), as for add,
     # import and publish (tests/test_integrity.py): a write failure while queueing leaves the list as it was.
-    await sandbox.link(bob, "user3")
-    await bob.slash("mutelist subscribe", name="raid")
-    await until(lambda: len(sandbox.x.mutes_of("user3")) == 2, what="the subscription's first mutes")
+    await subscribe_bob(sandbox, bob)
 
     async def sent() -> bool:
         return await actions_of(sandbox, bob, status="pending") == 0
