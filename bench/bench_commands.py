@@ -3,7 +3,9 @@
 The floor (bench/floor.py) is a minimal one-file bot making only /mute's external calls (defer, one
 lookup, one POST muting, one followup), against stand-ins of its own. Both bots run in this process and this
 run, connected side by side and measured in turns; mutebot's numbers are printed beside the floor's as
-ratios, with the targets of issue 13.
+ratios, with the targets of issue 13. mutebot answers without the defer when X is quick (bot/deadline.py), so a
+second floor that does the same (`defer=False`) runs in the same turns, and mutebot's ratios against it are
+printed too: what mutebot's own work costs, like for like.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Run:
     burst_completed: list[int] = field(default_factory=list)
     status_per_s: list[float] = field(default_factory=list)
     round_trips: list[int] = field(default_factory=lambda: [0, 0])  # all, through a thread
+    sequential_deferred: int = 0  # /mute whose first callback was a defer (type 5)
+    burst_deferred: int = 0
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Side:
             assert reply.embeds[0]["title"] == "Muted on X", reply
             assert reply.latency is not None
             self.run.sequential_ms.append(reply.latency * 1000)
+            self.run.sequential_deferred += reply.callback_type == 5
         after = self.trips() if self.trips else before
         for i in (0, 1):
             self.run.round_trips[i] += after[i] - before[i]
@@ -87,6 +92,7 @@ class Side:
         completed = sum(1 for r in replies if r.embeds and r.embeds[0]["title"] == "Muted on X")
         self.run.burst_per_s.append(completed / elapsed)
         self.run.burst_completed.append(completed)
+        self.run.burst_deferred += sum(1 for r in replies if r.callback_type == 5)
         self.run.burst_ack_ms.extend((r.ack_latency or 0.0) * 1000 for r in replies)
 
     async def status_block(self, which: int) -> None:
@@ -95,7 +101,7 @@ class Side:
 
 
 @contextlib.asynccontextmanager
-async def floor_side() -> AsyncIterator[Side]:
+async def floor_side(*, defer: bool = True) -> AsyncIterator[Side]:
     sandbox = Sandbox(x_users=2500, check_discord_requests=False)
     await sandbox.start(with_bot=False)
     try:
@@ -105,7 +111,7 @@ async def floor_side() -> AsyncIterator[Side]:
         for i, member in enumerate(members, start=1):
             token = sandbox.x.issue_token(f"user{i}")
             tokens[member.id] = (sandbox.x.user(f"user{i}").id, str(token["access_token"]))
-        async with running_floor(sandbox, tokens):
+        async with running_floor(sandbox, tokens, defer=defer):
             rest = members[SEQUENTIAL_MEMBERS:]
             yield Side(sandbox, members[:SEQUENTIAL_MEMBERS], [rest[:BURST_MEMBERS], rest[BURST_MEMBERS:]])
     finally:
@@ -155,17 +161,20 @@ async def browse(side: Side) -> bool:
     return ok
 
 
-async def measure(floor: Side, mine: Side) -> None:
-    """Interleaved, so that this machine's drift in speed (up to a third within a minute) moves both sides
-    alike: sequential blocks take turns member by member, in alternating order; the floor's burst and
-    /status runs bracket mutebot's."""
-    await floor.warm_up()
-    await mine.warm_up()
+async def measure(floor: Side, mine: Side, at_once: Side) -> None:
+    """Interleaved, so that this machine's drift in speed (up to a third within a minute) moves every side
+    alike: sequential blocks take turns member by member, in rotating order; the floor's burst and /status
+    runs bracket mutebot's."""
+    sides = [floor, mine, at_once]
+    for side in sides:
+        await side.warm_up()
     for i in range(SEQUENTIAL_MEMBERS):
-        for side in (floor, mine) if i % 2 == 0 else (mine, floor):
+        for side in sides[i % 3:] + sides[:i % 3]:
             await side.sequential_block(side.sequential[i])
     await floor.burst_block(0)
+    await at_once.burst_block(0)
     await mine.burst_block(0)
+    await at_once.burst_block(1)
     await floor.burst_block(1)
     await floor.status_block(0)
     await mine.status_block(0)
@@ -173,10 +182,10 @@ async def measure(floor: Side, mine: Side) -> None:
 
 
 async def run() -> bool:
-    async with floor_side() as floor, mutebot_side() as mine:
-        await measure(floor, mine)
+    async with floor_side() as floor, floor_side(defer=False) as at_once, mutebot_side() as mine:
+        await measure(floor, mine, at_once)
         ok = await browse(mine)
-    f, m = floor.run, mine.run
+    f, m, a = floor.run, mine.run, at_once.run
     floor_burst, mine_burst = statistics.fmean(f.burst_per_s), statistics.fmean(m.burst_per_s)
     floor_status, mine_status = statistics.fmean(f.status_per_s), statistics.fmean(m.status_per_s)
     print(f"/mute against the floor (same stand-ins, same run, interleaved; {BURST} at once over "
@@ -198,6 +207,19 @@ async def run() -> bool:
     ok &= report("database round trips per sequential /mute", m.round_trips[0] / sequential, 4, "trips")
     print(f"  of which through a thread (the rest are small reads and writes on the loop): "
           f"{m.round_trips[1] / sequential:.2f}")
+    at_once_burst = statistics.fmean(a.burst_per_s)
+    print(f"like for like: a floor that also answers at once, without the defer (reported, no target):\n"
+          f"  floor, at once: sequential median {median(a.sequential_ms):.2f} ms, burst {at_once_burst:.1f}/s, "
+          f"ack p99 {percentile(a.burst_ack_ms, 99):.0f} ms\n"
+          f"  mutebot's /mute deferred: {m.sequential_deferred} of {sequential} sequential, "
+          f"{m.burst_deferred} of {sum(m.burst_completed)} in the burst (the rest answered at once)")
+    for label, mine_value, floor_value in (
+        ("sequential median, mutebot / floor at once", median(m.sequential_ms), median(a.sequential_ms)),
+        ("burst throughput, mutebot / floor at once", mine_burst, at_once_burst),
+        ("burst first-ack p99, mutebot / floor at once", percentile(m.burst_ack_ms, 99),
+         percentile(a.burst_ack_ms, 99)),
+    ):
+        print(f"  {label:<64} {mine_value:10.2f} vs {floor_value:10.2f}  ratio {mine_value / floor_value:.2f}")
     return ok
 
 

@@ -1,7 +1,9 @@
 """The floor: a minimal one-file discord.py bot that does only the external work of /mute.
 
 Per /mute it defers, looks the username up on X, POSTs the mute and sends the followup, with aiohttp
-(discord.py's own HTTP client) and a token issued up front: no database, no checks, no cache.
+(discord.py's own HTTP client) and a token issued up front: no database, no checks, no cache. With
+`defer=False` it answers with the embed as its first callback instead: the same calls less the defer, as mutebot
+makes them when X answers inside its budget (bot/deadline.py), for a like-for-like reading.
 Its /status answers at once with an embed. The benchmarks run it against the same stand-ins as mutebot,
 in the same process and the same run, and print mutebot's numbers as ratios against it.
 """
@@ -20,7 +22,7 @@ from bot.sandbox.harness import Sandbox
 
 
 class FloorBot(discord.Client):
-    def __init__(self, x_base: str, tokens: dict[int, tuple[str, str]]) -> None:
+    def __init__(self, x_base: str, tokens: dict[int, tuple[str, str]], *, defer: bool = True) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(intents=intents, max_messages=None, member_cache_flags=discord.MemberCacheFlags.none(),
@@ -33,7 +35,8 @@ class FloorBot(discord.Client):
 
         @self.tree.command(name="mute", description="Mute an X account")
         async def mute(interaction: discord.Interaction, username: str) -> None:
-            await interaction.response.defer(ephemeral=True, thinking=True)
+            if defer:
+                await interaction.response.defer(ephemeral=True, thinking=True)
             x_user_id, token = self.tokens[interaction.user.id]
             headers = {"Authorization": f"Bearer {token}"}
             assert self.session is not None
@@ -43,7 +46,10 @@ class FloorBot(discord.Client):
                                          json={"target_user_id": target["id"]}) as r:
                 await r.json()
             embed = discord.Embed(title="Muted on X", description=f"{target['name']} (@{target['username']})")
-            await interaction.followup.send(embed=embed, ephemeral=True)
+            if defer:
+                await interaction.followup.send(embed=embed, ephemeral=True)
+            else:
+                await interaction.response.send_message(embed=embed, ephemeral=True)
 
         @self.tree.command(name="status", description="Your link")
         async def status(interaction: discord.Interaction) -> None:
@@ -63,10 +69,12 @@ class FloorBot(discord.Client):
 
 
 @contextlib.asynccontextmanager
-async def running_floor(sandbox: Sandbox, tokens: dict[int, tuple[str, str]]):  # type: ignore[no-untyped-def]
+async def running_floor(  # type: ignore[no-untyped-def]
+    sandbox: Sandbox, tokens: dict[int, tuple[str, str]], *, defer: bool = True
+):
     """Start the floor bot against a sandbox started with `with_bot=False`."""
     point_discord_py_at(sandbox.discord.api_base, sandbox.discord.gateway_url)
-    bot = FloorBot(sandbox.x.base_url, tokens)
+    bot = FloorBot(sandbox.x.base_url, tokens, defer=defer)
     task = asyncio.create_task(bot.start(sandbox.discord.bot_token))
     await asyncio.wait_for(bot.ready.wait(), 15)
     try:

@@ -6,6 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.deadline import finish_in_time
 from bot.options import DurationOption, UsernameOption
 from bot.paginator import RenderedPage, register_source, show_page
 from bot.replies import muted_embed, mutes_page_embed, reasons_embed, send_ephemeral, unmuted_embed
@@ -22,15 +23,14 @@ class Muting(commands.Cog):
                            duration="For how long, like 30m, 12h, 7d, 2w or 1d12h (leave empty to keep it muted)")
     async def mute(self, interaction: discord.Interaction, username: UsernameOption,
                    duration: DurationOption | None = None) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        outcome = await self.bot.services.mutes.mute(interaction.user.id, username, duration)
+        mutes = self.bot.services.mutes
+        outcome = await finish_in_time(interaction, mutes.mute(interaction.user.id, username, duration))
         await send_ephemeral(interaction, embed=muted_embed(outcome, duration))
 
     @app_commands.command(name="unmute", description="Unmute an X account for your own X account")
     @app_commands.describe(username="@name, name or a profile link such as https://x.com/name")
     async def unmute(self, interaction: discord.Interaction, username: UsernameOption) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        outcome = await self.bot.services.mutes.unmute(interaction.user.id, username)
+        outcome = await finish_in_time(interaction, self.bot.services.mutes.unmute(interaction.user.id, username))
         await send_ephemeral(interaction, embed=unmuted_embed(outcome))
 
     @unmute.autocomplete("username")
@@ -48,8 +48,7 @@ class Muting(commands.Cog):
     @app_commands.command(name="why", description="Why mutebot mutes an X account for you")
     @app_commands.describe(username="@name, name or a profile link such as https://x.com/name")
     async def why(self, interaction: discord.Interaction, username: UsernameOption) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        reasons = await self.bot.services.mutes.reasons(interaction.user.id, username)
+        reasons = await finish_in_time(interaction, self.bot.services.mutes.reasons(interaction.user.id, username))
         await send_ephemeral(interaction, embed=reasons_embed(reasons, self._server_name))
 
     def _server_name(self, guild_id: int) -> str | None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from bot.deadline import DEFER_AFTER_SECONDS, seconds_left
+from bot.sandbox.discord_standin import ACK_DEADLINE_SECONDS
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member, Reply
 
@@ -35,6 +39,49 @@ async def test_every_accepted_form_mutes(sandbox: Sandbox, linked: Member, typed
     assert reply.ephemeral and reply.embeds[0]["title"] == "Muted on X"
     assert "[@user5](https://x.com/user5)" in reply.embeds[0]["description"]
     assert sandbox.x.mutes_of("user1") == [sandbox.x.user("user5").id]
+
+
+async def test_quick_answers_come_at_once_without_a_defer(sandbox: Sandbox, linked: Member) -> None:
+    """When the work is done well inside Discord's deadline, the answer is the first callback (type 4): no
+    'thinking' round trip before it, no followup after it."""
+    for command, title in (("mute", "Muted on X"), ("why", None), ("unmute", "Unmuted on X")):
+        reply = await linked.slash(command, username="user7")
+        assert reply.callback_type == 4, (command, reply)
+        assert reply.ephemeral and not reply.followups, (command, reply)
+        assert title is None or reply.embeds[0]["title"] == title, (command, reply)
+    refused = await linked.slash("mute", username="nobody_here")  # a refusal is quick too
+    assert refused.callback_type == 4 and refused.ephemeral, refused
+
+
+@pytest.mark.parametrize(("username", "title"), [("user8", "Muted on X"), ("nobody_here", None)])
+async def test_slow_x_gets_a_defer_inside_the_deadline_then_the_answer(
+    sandbox: Sandbox, linked: Member, username: str, title: str | None
+) -> None:
+    """X slower than the budget: mutebot defers in time (the stand-in refuses a first answer after Discord's
+    3 s), then follows up with the same answer, once."""
+    sandbox.x.endpoint_latency["GET /2/users/by/username/:username"] = DEFER_AFTER_SECONDS + 0.6
+    reply = await linked.slash("mute", username=username)
+    assert reply.callback_type == 5, reply
+    assert reply.ack_latency is not None and reply.ack_latency < ACK_DEADLINE_SECONDS, reply
+    assert len(reply.followups) == 1 and reply.ephemeral, reply
+    if title is not None:
+        assert reply.embeds[0]["title"] == title, reply
+        assert sandbox.x.mutes_of("user1") == [sandbox.x.user(username).id]
+    else:
+        assert "nobody_here" in reply.embeds[0]["description"], reply
+        assert sandbox.x.mutes_of("user1") == []
+
+
+def test_the_budget_counts_from_the_interactions_creation_and_never_grows() -> None:
+    """A clock ahead of Discord's makes the interaction look old: defer at once. A clock behind it (creation
+    in the future) must not stretch the budget past its own length."""
+    now = datetime.now(UTC)
+    created = [now, now - timedelta(seconds=1), now - timedelta(seconds=10), now + timedelta(seconds=10)]
+    left = [seconds_left(SimpleNamespace(created_at=c)) for c in created]  # type: ignore[arg-type]
+    assert DEFER_AFTER_SECONDS - 0.2 < left[0] <= DEFER_AFTER_SECONDS
+    assert DEFER_AFTER_SECONDS - 1.2 < left[1] <= DEFER_AFTER_SECONDS - 1.0
+    assert left[2] == 0.0
+    assert left[3] == DEFER_AFTER_SECONDS
 
 
 async def test_a_mute_is_sent_again_when_x_answers_503(sandbox: Sandbox, linked: Member) -> None:
