@@ -20,7 +20,7 @@ from bot.store.database import CHECKPOINT_EVERY_S, SQLITE, split_sql
 from bot.store.lists import DuplicateListName
 from bot.store.mutes import CachedMute
 from bot.store.postgres import POSTGRESQL
-from bot.store.queue import QueuedTarget
+from bot.store.queue import PEEK_COUNT_LIMIT, QueuedTarget
 from tests.helpers import until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -507,3 +507,26 @@ async def test_on_postgresql_a_batch_chosen_to_end_a_deadlock_is_sent_again(post
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize("waiting", [0, 3, PEEK_COUNT_LIMIT, PEEK_COUNT_LIMIT + 7])
+async def test_a_members_waiting_actions_are_counted_exactly_on_the_loop_up_to_the_limit(
+    database_target: str, waiting: int
+) -> None:
+    stores = await Stores.open(database_target)
+    try:
+        await stores.db.migrate()
+        async with stores.db.batch() as batch:
+            stores.queue.enqueue(batch, 5, "mute", [QueuedTarget(str(i), f"u{i}") for i in range(waiting)],
+                                 cause="manual", list_id=None, job_id=None, now=1.0)
+            stores.queue.enqueue(batch, 6, "mute", [QueuedTarget("1", "u1")],  # another member's
+                                 cause="manual", list_id=None, job_id=None, now=1.0)
+        await stores.db.execute("UPDATE actions SET status = 'done' WHERE discord_user_id = 5 AND x_user_id = '0'")
+        expected = max(0, waiting - 1)
+        reads = stores.db.round_trips.reads
+        assert await stores.queue.pending_count(5) == expected
+        through_a_thread = stores.db.round_trips.reads - reads
+        if stores.db.dialect.name == "sqlite":
+            assert through_a_thread == (1 if expected > PEEK_COUNT_LIMIT else 0)
+    finally:
+        await stores.db.close()

@@ -16,6 +16,9 @@ FINISHED = ("done", "skipped", "failed", "cancelled")
 PAUSE_USAGE_CAP = "usage_cap"
 PAUSE_RELINK = "relink"
 _PAUSED_KEY = "queue_paused_until"
+# How many of a member's waiting actions a /status counts on the event loop (an index range, well under a
+# millisecond); past it, the exact count is read through a thread.
+PEEK_COUNT_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,17 @@ class QueueStore:
     # -- reading the queue --------------------------------------------------------------------------------
 
     async def pending_count(self, member_id: int) -> int:
+        """Counted on the loop's own connection up to PEEK_COUNT_LIMIT index entries (a /status in a busy burst
+        then waits for no thread, which the loop's load can keep from the GIL for milliseconds); a member with
+        more waiting is counted in full through a thread."""
+        capped = await self.db.peek(
+            "SELECT count(*) FROM (SELECT 1 FROM actions WHERE discord_user_id = ?"
+            " AND status IN ('pending', 'in_flight') LIMIT ?) AS capped",
+            (member_id, PEEK_COUNT_LIMIT + 1),
+        )
+        count = int(capped[0][0])
+        if count <= PEEK_COUNT_LIMIT:
+            return count
         return int(await self.db.fetchval(
             "SELECT count(*) FROM actions WHERE discord_user_id = ? AND status IN ('pending', 'in_flight')",
             (member_id,),
