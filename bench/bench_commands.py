@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from bench.common import median, percentile, report, report_ratio
 from bench.floor import running_floor
 from bot.discord_endpoints import point_discord_py_at
+from bot.memory import tune_collector
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member, Reply
 
@@ -183,6 +184,7 @@ async def measure(floor: Side, mine: Side, at_once: Side) -> None:
 
 async def run() -> bool:
     async with floor_side() as floor, floor_side(defer=False) as at_once, mutebot_side() as mine:
+        tune_collector()  # as `mutebot run` does once started; the floors share this process, so they gain too
         await measure(floor, mine, at_once)
         ok = await browse(mine)
     f, m, a = floor.run, mine.run, at_once.run

@@ -27,6 +27,7 @@ from bot.config import Settings, StartupError, listen_problem
 from bot.directory import UserDirectory
 from bot.discord_endpoints import point_discord_py_at
 from bot.membership import DiscordMembership
+from bot.memory import tune_collector
 from bot.metrics import Metrics
 from bot.modlog import ModLog
 from bot.mutelists import MuteLists
@@ -473,6 +474,7 @@ async def _serve_once(bot: MuteBot, token: str, stop: asyncio.Event) -> int:
 
 def run_bot(settings: Settings) -> int:
     async def main() -> int:
+        tune_collector()  # every module is imported by now: their objects need never be walked again
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 
 from bot.logs import setup_logging
+from bot.memory import YOUNG_THRESHOLD
 from bot.runtime import GatewayRetryNotice, discord_unreachable
 from bot.sandbox.harness import Sandbox, free_port
 from bot.store import Database
@@ -70,6 +72,18 @@ async def test_mutebot_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         assert "shutting down" in text
     finally:
         await sandbox.stop()
+
+
+def test_the_collector_is_tuned_once_start_up_is_done() -> None:
+    """In a process of its own (the setting is process-wide): start-up's objects frozen out of the collector's
+    walks, and the young generation collected every YOUNG_THRESHOLD allocations instead of 700."""
+    code = ("import gc, bot.runtime; from bot.memory import tune_collector; before = gc.get_threshold(); "
+            "tune_collector(); print(before[0], gc.get_threshold()[0], gc.get_threshold()[1:] == before[1:], "
+            "gc.get_freeze_count())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    default, tuned, kept, frozen = done.stdout.split()
+    assert (int(default), int(tuned), kept) == (700, YOUNG_THRESHOLD, "True")
+    assert int(frozen) > 10_000, frozen  # bot.runtime imports discord.py, aiohttp, authlib and the rest
 
 
 async def test_sync_commands_pushes_now_globally_or_to_one_guild(tmp_path: Path) -> None:
