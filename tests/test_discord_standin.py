@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import select
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from bot.sandbox.discord_payloads import MODERATOR_PERMISSIONS, VIEW_CHANNEL
 from bot.sandbox.discord_standin import DiscordStandIn, StandInTimeout
 from bot.sandbox.harness import DiscordRequestsRefused, Sandbox
 from bot.sandbox.members import Attachment, CommandNotAvailable, Member
+from bot.sandbox.x_emulator import XEmulator
 
 
 class Counter(discord.ui.View):
@@ -726,3 +730,52 @@ def test_without_jsonschema_the_standin_runs_unchecked_unless_asked_to_check() -
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "refused"
+
+
+def _connect_all(host: str, port: int, count: int, patience: float) -> int:
+    """Open `count` connections at once from this thread; how many the kernel completed within `patience`
+    seconds each (a SYN dropped by a full accept queue is retried by TCP only after 1 s)."""
+    sockets: list[socket.socket] = []
+    completed = 0
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.connect_ex((host, port))
+            sockets.append(sock)
+        poller = select.poll()  # not select.select: a test process's descriptors may be numbered past 1024
+        by_fd = {sock.fileno(): sock for sock in sockets}
+        for fd in by_fd:
+            poller.register(fd, select.POLLOUT)
+        deadline = time.monotonic() + patience
+        done: set[int] = set()
+        while len(done) < count and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                done.add(fd)
+        completed = sum(1 for fd in done if by_fd[fd].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+    finally:
+        for sock in sockets:
+            sock.close()
+    return completed
+
+
+@pytest.mark.parametrize("which", ["discord", "x"])
+async def test_the_stand_ins_take_hundreds_of_connections_at_once_as_the_real_services_do(which: str) -> None:
+    """500 commands answered at once open hundreds of connections in a moment; with aiohttp's default accept queue
+    (128) the kernel dropped the rest and each waited out TCP's 1 s retransmission, in the benchmarks too."""
+    server: DiscordStandIn | XEmulator
+    if which == "discord":
+        server = DiscordStandIn()
+        await server.start()
+        port = int(server.http_base.rsplit(":", 1)[1])
+    else:
+        server = XEmulator(users=1)
+        port = int((await server.start()).rsplit(":", 1)[1])
+    try:
+        # The loop is kept busy (nothing accepted) while another thread connects: only the queue holds them.
+        connecting = asyncio.get_running_loop().run_in_executor(None, _connect_all, "127.0.0.1", port, 600, 0.5)
+        time.sleep(0.7)  # noqa: ASYNC251 - holding the loop is the point
+        assert await connecting == 600
+    finally:
+        await server.stop()

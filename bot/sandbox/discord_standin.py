@@ -41,6 +41,7 @@ from bot.sandbox.discord_payloads import (
 )
 from bot.sandbox.discord_spec import DiscordSpec, Violation, form_errors
 from bot.sandbox.members import Member
+from bot.sandbox.ports import LISTEN_BACKLOG
 
 __all__ = ["DiscordStandIn", "StandInError", "StandInTimeout"]
 
@@ -199,7 +200,7 @@ class DiscordStandIn:
         self._add_routes(app.router)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, backlog=LISTEN_BACKLOG)
         await site.start()
         server = site._server
         assert server is not None

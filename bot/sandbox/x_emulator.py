@@ -26,6 +26,7 @@ from aiohttp import web
 
 from bot.sandbox import x_emulator_oauth1 as oauth1
 from bot.sandbox import x_emulator_posts as posts
+from bot.sandbox.ports import LISTEN_BACKLOG
 from bot.sandbox.x_emulator_posts import EmulatedPost
 
 __all__ = ["EmulatedPost", "EmulatedUser", "XEmulator", "run_sandbox"]
@@ -665,7 +666,7 @@ class XEmulator:
         """Serve on host:port (0 picks a free port); returns the base URL."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, backlog=LISTEN_BACKLOG)
         await site.start()
         bound = self._runner.addresses[0][1]
         shown = f"[{host}]" if ":" in host else host
