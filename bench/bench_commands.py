@@ -27,6 +27,8 @@ from bot.sandbox.members import Member, Reply
 
 SEQUENTIAL_MEMBERS, SEQUENTIAL_EACH = 10, 40  # 40 mutes each stay inside X's 50 per window
 BURST, BURST_MEMBERS = 500, 20
+BURST_ROUNDS = 3  # each side's bursts (and /status bursts), taking turns: a lone burst's throughput drifts by ±10 %
+X_USERS = 3000  # sequential targets from user101, burst targets from user1000 (500 a round), warm-up from user2600
 WARM_UP = 20
 
 
@@ -35,6 +37,7 @@ class Run:
     sequential_ms: list[float] = field(default_factory=list)
     burst_per_s: list[float] = field(default_factory=list)
     burst_ack_ms: list[float] = field(default_factory=list)
+    burst_answer_ms: list[float] = field(default_factory=list)  # to the answer itself (a defer's followup)
     burst_completed: list[int] = field(default_factory=list)
     status_per_s: list[float] = field(default_factory=list)
     round_trips: list[int] = field(default_factory=lambda: [0, 0])  # all, through a thread
@@ -61,7 +64,7 @@ class Side:
         self.aim()
         for burst in self.bursts:  # the same warm-up for both bots: connections, caches, lazy imports
             for n in range(WARM_UP):
-                await burst[n % BURST_MEMBERS].slash("mute", username=f"user{2000 + n}")
+                await burst[n % BURST_MEMBERS].slash("mute", username=f"user{2600 + n}")
 
     async def sequential_block(self, member: Member) -> None:
         self.aim()
@@ -78,35 +81,37 @@ class Side:
         for i in (0, 1):
             self.run.round_trips[i] += after[i] - before[i]
 
-    async def _fire(self, command: str, burst: list[Member]) -> tuple[float, list[Reply]]:
+    async def _fire(self, command: str, which: int) -> tuple[float, list[Reply]]:
         self.aim()
+        burst = self.bursts[which]
         jobs: list[Awaitable[Reply]] = []
-        for n in range(BURST):
-            options = {"username": f"user{1000 + n}"} if command == "mute" else {}
+        for n in range(BURST):  # targets new to this side in every round: no lookup is already cached
+            options = {"username": f"user{1000 + BURST * which + n}"} if command == "mute" else {}
             jobs.append(burst[n % BURST_MEMBERS].slash(command, **options))
         started = time.perf_counter()
         replies = await asyncio.gather(*jobs)
         return time.perf_counter() - started, list(replies)
 
     async def burst_block(self, which: int) -> None:
-        elapsed, replies = await self._fire("mute", self.bursts[which])
+        elapsed, replies = await self._fire("mute", which)
         completed = sum(1 for r in replies if r.embeds and r.embeds[0]["title"] == "Muted on X")
         self.run.burst_per_s.append(completed / elapsed)
         self.run.burst_completed.append(completed)
         self.run.burst_deferred += sum(1 for r in replies if r.callback_type == 5)
         self.run.burst_ack_ms.extend((r.ack_latency or 0.0) * 1000 for r in replies)
+        self.run.burst_answer_ms.extend((r.latency or 0.0) * 1000 for r in replies)
 
     async def status_block(self, which: int) -> None:
-        elapsed, replies = await self._fire("status", self.bursts[which])
+        elapsed, replies = await self._fire("status", which)
         self.run.status_per_s.append(sum(1 for r in replies if r.embeds) / elapsed)
 
 
 @contextlib.asynccontextmanager
 async def floor_side(*, defer: bool = True) -> AsyncIterator[Side]:
-    sandbox = Sandbox(x_users=2500, check_discord_requests=False)
+    sandbox = Sandbox(x_users=X_USERS, check_discord_requests=False)
     await sandbox.start(with_bot=False)
     try:
-        count = SEQUENTIAL_MEMBERS + 2 * BURST_MEMBERS  # two bursts: before and after mutebot's
+        count = SEQUENTIAL_MEMBERS + BURST_ROUNDS * BURST_MEMBERS
         members = [sandbox.member(f"member{i}") for i in range(1, 1 + count)]
         tokens = {}
         for i, member in enumerate(members, start=1):
@@ -114,9 +119,14 @@ async def floor_side(*, defer: bool = True) -> AsyncIterator[Side]:
             tokens[member.id] = (sandbox.x.user(f"user{i}").id, str(token["access_token"]))
         async with running_floor(sandbox, tokens, defer=defer):
             rest = members[SEQUENTIAL_MEMBERS:]
-            yield Side(sandbox, members[:SEQUENTIAL_MEMBERS], [rest[:BURST_MEMBERS], rest[BURST_MEMBERS:]])
+            yield Side(sandbox, members[:SEQUENTIAL_MEMBERS], _rounds(rest))
     finally:
         await sandbox.stop()
+
+
+def _rounds(members: list[Member]) -> list[list[Member]]:
+    """The burst members, BURST_MEMBERS for each round (a member's 25 mutes a round stay inside X's 50)."""
+    return [members[i * BURST_MEMBERS:(i + 1) * BURST_MEMBERS] for i in range(BURST_ROUNDS)]
 
 
 async def linked_members(sandbox: Sandbox, first: int, count: int) -> list[Member]:
@@ -130,11 +140,11 @@ async def linked_members(sandbox: Sandbox, first: int, count: int) -> list[Membe
 
 @contextlib.asynccontextmanager
 async def mutebot_side() -> AsyncIterator[Side]:
-    async with Sandbox(x_users=2500, check_discord_requests=False) as sandbox:
+    async with Sandbox(x_users=X_USERS, check_discord_requests=False) as sandbox:
         assert sandbox.bot is not None
         db = sandbox.bot.services.db
-        members = await linked_members(sandbox, 1, SEQUENTIAL_MEMBERS + BURST_MEMBERS)
-        yield Side(sandbox, members[:SEQUENTIAL_MEMBERS], [members[SEQUENTIAL_MEMBERS:]],
+        members = await linked_members(sandbox, 1, SEQUENTIAL_MEMBERS + BURST_ROUNDS * BURST_MEMBERS)
+        yield Side(sandbox, members[:SEQUENTIAL_MEMBERS], _rounds(members[SEQUENTIAL_MEMBERS:]),
                    lambda: (db.round_trips.total, db.round_trips.thread_hops))
 
 
@@ -142,8 +152,8 @@ async def browse(side: Side) -> bool:
     """Every page of a 10,000-mute account."""
     side.aim()
     sandbox = side.sandbox
-    browser = (await linked_members(sandbox, 40, 1))[0]
-    sandbox.x.seed_mutes("user40", [f"muted{i}" for i in range(10_000)])
+    browser = (await linked_members(sandbox, 100, 1))[0]  # member100 (user100): no other block's member or target
+    sandbox.x.seed_mutes("user100", [f"muted{i}" for i in range(10_000)])
     reads_before = sandbox.x.calls["GET /2/users/:id/muting"]
     reply = await browser.slash("mutes")
     flips: list[float] = []
@@ -164,22 +174,19 @@ async def browse(side: Side) -> bool:
 
 async def measure(floor: Side, mine: Side, at_once: Side) -> None:
     """Interleaved, so that this machine's drift in speed (up to a third within a minute) moves every side
-    alike: sequential blocks take turns member by member, in rotating order; the floor's burst and /status
-    runs bracket mutebot's."""
+    alike: sequential blocks take turns member by member, and bursts round by round, in rotating order."""
     sides = [floor, mine, at_once]
     for side in sides:
         await side.warm_up()
     for i in range(SEQUENTIAL_MEMBERS):
         for side in sides[i % 3:] + sides[:i % 3]:
             await side.sequential_block(side.sequential[i])
-    await floor.burst_block(0)
-    await at_once.burst_block(0)
-    await mine.burst_block(0)
-    await at_once.burst_block(1)
-    await floor.burst_block(1)
-    await floor.status_block(0)
-    await mine.status_block(0)
-    await floor.status_block(1)
+    for r in range(BURST_ROUNDS):
+        for side in sides[r % 3:] + sides[:r % 3]:
+            await side.burst_block(r)
+    for r in range(BURST_ROUNDS):
+        for side in (floor, mine) if r % 2 == 0 else (mine, floor):
+            await side.status_block(r)
 
 
 async def run() -> bool:
@@ -193,13 +200,19 @@ async def run() -> bool:
     print(f"/mute against the floor (same stand-ins, same run, interleaved; {BURST} at once over "
           f"{BURST_MEMBERS} members):")
     print(f"  floor:   sequential median {median(f.sequential_ms):.2f} ms, burst {floor_burst:.1f}/s, "
-          f"ack p99 {percentile(f.burst_ack_ms, 99):.0f} ms, /status {floor_status:.1f}/s")
+          f"ack p99 {percentile(f.burst_ack_ms, 99):.0f} ms, answer p99 {percentile(f.burst_answer_ms, 99):.0f} ms, "
+          f"/status {floor_status:.1f}/s")
     print(f"  mutebot: sequential median {median(m.sequential_ms):.2f} ms, burst {mine_burst:.1f}/s, "
-          f"ack p99 {percentile(m.burst_ack_ms, 99):.0f} ms, /status {mine_status:.1f}/s")
+          f"ack p99 {percentile(m.burst_ack_ms, 99):.0f} ms, answer p99 {percentile(m.burst_answer_ms, 99):.0f} ms, "
+          f"/status {mine_status:.1f}/s")
     ok &= report("/mute completed in the burst", min(m.burst_completed), BURST, "cmds", lower_is_better=False)
     ok &= report_ratio("burst throughput, mutebot / floor", mine_burst, floor_burst, 0.8, higher_is_better=True)
     ok &= report_ratio("burst first-ack p99, mutebot / floor", percentile(m.burst_ack_ms, 99),
                        percentile(f.burst_ack_ms, 99), 1.5)
+    # What the member waits for: the answer itself (mutebot's first acknowledgement is the answer unless it defers).
+    print(f"  burst answer p99, mutebot / floor (reported): {percentile(m.burst_answer_ms, 99):.0f} vs "
+          f"{percentile(f.burst_answer_ms, 99):.0f} ms, ratio "
+          f"{percentile(m.burst_answer_ms, 99) / percentile(f.burst_answer_ms, 99):.2f}")
     ok &= report_ratio("sequential median, mutebot / floor", median(m.sequential_ms), median(f.sequential_ms), 1.3)
     ok &= report_ratio("mutebot /mute : /status throughput", mine_burst, mine_status, 0.5, higher_is_better=True)
     # The same ratio for the floor, which does nothing but the four calls: what any bot making them can reach

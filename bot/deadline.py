@@ -1,62 +1,78 @@
-"""Answering a slash command inside Discord's deadline: at once when the work is quick, after a defer when not.
+"""Answering a slash command in time: at once when the work is quick, after a defer when it is not.
 
 Discord drops an interaction that gets no first answer within 3 seconds of its creation. Deferring first ("mutebot
-is thinking…") always meets that, but costs a round trip to Discord before the work starts and another for the
-followup: the member's answer comes one Discord round trip later than it needs to. `finish_in_time` starts the
-work, answers with its result when it is done well inside the deadline, and defers only when it is not.
+is thinking…") always meets that, but costs a round trip to Discord before the answer: when the work is quick, the
+member's answer comes one round trip later than it needs to, and a burst of commands spends a quarter of its calls
+on defers. `finish_in_time` starts the work and answers with its result when it is done inside the budget; it
+defers when the budget runs out while the work goes on (X is slow), and first of all when the command reaches
+its handler already late (the event loop is behind), so that the defer can never be late itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import discord
 
-__all__ = ["DEFER_AFTER_SECONDS", "finish_in_time"]
+__all__ = ["BEHIND_SECONDS", "DEFER_AFTER_SECONDS", "finish_in_time", "seconds_left"]
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # How long after Discord created the interaction mutebot waits for the work before it defers: half of Discord's
 # 3 s, so that a clock up to 1.5 s behind Discord's, or a slow network, still leaves the defer in time.
 DEFER_AFTER_SECONDS = 1.5
+# An interaction this old when its handler starts found the event loop behind (more commands at once than it takes
+# in): its defer goes out first, since a timer set now could fire late on that same busy loop.
+BEHIND_SECONDS = 0.5
+
+
+def age(interaction: discord.Interaction[Any]) -> float:
+    """Seconds since Discord created the interaction (its snowflake's time); never negative."""
+    return max(0.0, time.time() - interaction.created_at.timestamp())
 
 
 def seconds_left(interaction: discord.Interaction[Any], budget: float = DEFER_AFTER_SECONDS) -> float:
-    """What is left of `budget`, counted from the interaction's creation (its snowflake's time).
+    """What is left of `budget`, counted from the interaction's creation.
 
     A clock ahead of Discord's makes every interaction look older: mutebot then defers sooner, which is safe.
     A clock behind it makes the creation look later than now: the budget then counts from now, never longer.
     """
-    age = time.time() - interaction.created_at.timestamp()
-    return min(budget, max(0.0, budget - age))
+    return min(budget, max(0.0, budget - age(interaction)))
 
 
 async def finish_in_time(interaction: discord.Interaction[Any], work: Coroutine[Any, Any, T]) -> T:
-    """Run `work` and return its result; if it is not done inside the budget, defer (ephemeral, thinking) first.
+    """Run `work` and return its result, deferring (ephemeral, thinking) first when the command arrived late, or
+    as soon as the budget runs out while the work goes on.
 
     The caller answers with `send_ephemeral`, which sends the first answer or the followup, whichever the
     interaction's state then allows; an error from `work` reaches the command's error handler the same way.
     """
-    task = asyncio.ensure_future(work)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds_left(interaction))
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if not done:
+    if age(interaction) >= BEHIND_SECONDS:
+        task = asyncio.ensure_future(work)  # its first steps (the reads, X's request) overlap the defer
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
         except BaseException:
-            # Too late for Discord, or cancelled: the work itself still finishes (a mute half-recorded helps
-            # nobody), and the defer's error is what the handler then sees.
-            log.warning("could not defer interaction %s; finishing its work first", interaction.id)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(task)
+            task.cancel()  # Discord no longer takes an answer (or we were cancelled): nothing more is done
             raise
-    return await task
+        return await task
+    # The work runs here, and a timer sends the defer beside it only if the budget runs out first: the quick,
+    # common case costs one timer and no task.
+    loop = asyncio.get_running_loop()
+    deferring: asyncio.Task[Any] | None = None
+
+    def defer_now() -> None:
+        nonlocal deferring
+        deferring = loop.create_task(interaction.response.defer(ephemeral=True, thinking=True))
+
+    timer = loop.call_later(seconds_left(interaction), defer_now)
+    try:
+        return await work
+    finally:
+        timer.cancel()
+        if deferring is not None:
+            # The answer must come after the defer. A defer that failed (too late for Discord) is what the
+            # handler then sees, once the work itself has finished: a mute half-recorded helps nobody.
+            await deferring

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from bot.deadline import DEFER_AFTER_SECONDS, seconds_left
+from bot.deadline import BEHIND_SECONDS, DEFER_AFTER_SECONDS, seconds_left
 from bot.sandbox.discord_standin import ACK_DEADLINE_SECONDS
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member, Reply
@@ -70,6 +72,24 @@ async def test_slow_x_gets_a_defer_inside_the_deadline_then_the_answer(
     else:
         assert "nobody_here" in reply.embeds[0]["description"], reply
         assert sandbox.x.mutes_of("user1") == []
+
+
+async def test_a_command_that_reaches_the_bot_late_is_deferred_first_then_answered(
+    sandbox: Sandbox, linked: Member
+) -> None:
+    """The event loop held for BEHIND_SECONDS + 0.2 s right after Discord sent the interaction: the handler starts
+    late, so it defers before doing anything (a timer on a loop that far behind could fire too late), then
+    answers once; a command on the idle loop afterwards answers at once again."""
+    before = set(sandbox.discord.interactions)
+    pending = asyncio.create_task(linked.slash("mute", username="user12"))
+    while set(sandbox.discord.interactions) == before:  # noqa: ASYNC110 - every turn of the loop counts here
+        await asyncio.sleep(0)
+    time.sleep(BEHIND_SECONDS + 0.2)  # noqa: ASYNC251 - a loop that is behind is the point
+    reply = await pending
+    assert reply.callback_type == 5 and len(reply.followups) == 1, reply
+    assert reply.embeds[0]["title"] == "Muted on X" and reply.ephemeral, reply
+    assert sandbox.x.mutes_of("user1") == [sandbox.x.user("user12").id]
+    assert (await linked.slash("mute", username="user13")).callback_type == 4
 
 
 def test_the_budget_counts_from_the_interactions_creation_and_never_grows() -> None:
