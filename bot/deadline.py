@@ -11,6 +11,7 @@ its handler already late (the event loop is behind), so that the defer can never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -55,7 +56,11 @@ async def finish_in_time(interaction: discord.Interaction[Any], work: Coroutine[
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
         except BaseException:
-            task.cancel()  # Discord no longer takes an answer (or we were cancelled): nothing more is done
+            # Discord no longer takes an answer (or we are being stopped): the work, perhaps already at X, still
+            # finishes and is recorded (a mute at X that mutebot does not know of helps nobody); then the
+            # handler sees why nothing could be answered.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
             raise
         return await task
     # The work runs here, and a timer sends the defer beside it only if the budget runs out first: the quick,

@@ -652,16 +652,23 @@ def is_expected(error: BaseException) -> bool:
 
 OUTCOME_REFUSED = "refused"  # an expected failure: the member is told why
 OUTCOME_ERROR = "error"  # a bug: the member gets an apology and an incident id
+OUTCOME_EXPIRED = "expired"  # Discord no longer takes an answer to the interaction: nobody can be told
+UNKNOWN_INTERACTION = 10062  # Discord's code for an interaction past its deadline (3 s; a followup's 15 min)
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> str:
     """The one place that decides what a member sees when something fails; returns which kind of failure it
-    was (OUTCOME_REFUSED or OUTCOME_ERROR)."""
+    was (OUTCOME_REFUSED, OUTCOME_ERROR or OUTCOME_EXPIRED)."""
     outcome = OUTCOME_REFUSED
     if isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError):
         error = error.__cause__ or error
     if isinstance(error, discord.app_commands.errors.CommandInvokeError):
         error = error.original
+    if isinstance(error, discord.NotFound) and error.code == UNKNOWN_INTERACTION:
+        # Not a bug of ours and no use apologising: Discord would refuse that message too.
+        log.warning("%s came too late to answer: Discord no longer takes an answer to that interaction",
+                    _where(interaction))
+        return OUTCOME_EXPIRED
     if is_expected(error):
         message = describe(error)
     elif isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure) and not isinstance(

@@ -12,9 +12,10 @@ from types import SimpleNamespace
 import pytest
 
 from bot.deadline import BEHIND_SECONDS, DEFER_AFTER_SECONDS, seconds_left
-from bot.sandbox.discord_standin import ACK_DEADLINE_SECONDS
+from bot.sandbox.discord_standin import ACK_DEADLINE_SECONDS, StandInTimeout
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member, Reply
+from bot.sandbox.polling import until
 
 
 def x_calls(sandbox: Sandbox) -> int:
@@ -90,6 +91,28 @@ async def test_a_command_that_reaches_the_bot_late_is_deferred_first_then_answer
     assert reply.embeds[0]["title"] == "Muted on X" and reply.ephemeral, reply
     assert sandbox.x.mutes_of("user1") == [sandbox.x.user("user12").id]
     assert (await linked.slash("mute", username="user13")).callback_type == 4
+
+
+async def test_a_command_too_late_for_discord_is_still_carried_out_and_recorded(
+    sandbox: Sandbox, linked: Member, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop held past Discord's 3 s after the interaction was sent: Discord refuses the defer, so the member
+    cannot be answered, but the mute the member asked for is made and recorded as their own, not half-done."""
+    before = set(sandbox.discord.interactions)
+    linked.reply_timeout = 3
+    pending = asyncio.create_task(linked.slash("mute", username="user14"))
+    while set(sandbox.discord.interactions) == before:  # noqa: ASYNC110 - every turn of the loop counts here
+        await asyncio.sleep(0)
+    time.sleep(ACK_DEADLINE_SECONDS + 0.2)  # noqa: ASYNC251 - a loop that far behind is the point
+    with pytest.raises(StandInTimeout):
+        await pending
+    await until(lambda: sandbox.x.mutes_of("user1") == [sandbox.x.user("user14").id], what="the mute at X")
+    await until(lambda: any("came too late to answer" in r.getMessage() for r in caplog.records),
+                what="the bot's word on it")
+    assert not [r for r in caplog.records if "incident" in r.getMessage()]  # Discord's deadline is no bug of ours
+    linked.reply_timeout = 10
+    why = await linked.slash("why", username="user14")
+    assert "You muted it yourself" in why.embeds[0]["description"], why
 
 
 def test_the_budget_counts_from_the_interactions_creation_and_never_grows() -> None:
