@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from bench.common import median, percentile, report, report_ratio
 from bench.floor import running_floor
+from bot import deadline
 from bot.discord_endpoints import point_discord_py_at
 from bot.memory import tune_collector
 from bot.sandbox.harness import Sandbox
@@ -27,8 +28,9 @@ from bot.sandbox.members import Member, Reply
 
 SEQUENTIAL_MEMBERS, SEQUENTIAL_EACH = 10, 40  # 40 mutes each stay inside X's 50 per window
 BURST, BURST_MEMBERS = 500, 20
+OTHER_POLICY_BUSY = 4  # mutebot's other policy, measured beside: defer first with this many commands in progress
 BURST_ROUNDS = 3  # each side's bursts (and /status bursts), taking turns: a lone burst's throughput drifts by ±10 %
-X_USERS = 3000  # sequential targets from user101, burst targets from user1000 (500 a round), warm-up from user2600
+X_USERS = 4700  # sequential targets from user101, burst targets from user1000 (500 a round), warm-up from user4600
 WARM_UP = 20
 
 
@@ -56,6 +58,8 @@ class Side:
     trips: Callable[[], tuple[int, int]] | None = None
     run: Run = field(default_factory=Run)
     next_target: int = 100
+    rounds_before: int = 0  # burst targets past those of the sides sharing this sandbox
+    other_policy: bool = False  # this side's bursts run under OTHER_POLICY_BUSY (bot/deadline.py)
 
     def aim(self) -> None:
         point_discord_py_at(self.sandbox.discord.api_base, self.sandbox.discord.gateway_url)
@@ -64,7 +68,7 @@ class Side:
         self.aim()
         for burst in self.bursts:  # the same warm-up for both bots: connections, caches, lazy imports
             for n in range(WARM_UP):
-                await burst[n % BURST_MEMBERS].slash("mute", username=f"user{2600 + n}")
+                await burst[n % BURST_MEMBERS].slash("mute", username=f"user{4600 + n}")
 
     async def sequential_block(self, member: Member) -> None:
         self.aim()
@@ -86,14 +90,21 @@ class Side:
         burst = self.bursts[which]
         jobs: list[Awaitable[Reply]] = []
         for n in range(BURST):  # targets new to this side in every round: no lookup is already cached
-            options = {"username": f"user{1000 + BURST * which + n}"} if command == "mute" else {}
+            target = f"user{1000 + BURST * (self.rounds_before + which) + n}"
+            options = {"username": target} if command == "mute" else {}
             jobs.append(burst[n % BURST_MEMBERS].slash(command, **options))
         started = time.perf_counter()
         replies = await asyncio.gather(*jobs)
         return time.perf_counter() - started, list(replies)
 
     async def burst_block(self, which: int) -> None:
-        elapsed, replies = await self._fire("mute", which)
+        shipped = deadline.DEFER_FIRST_WHEN_BUSY
+        if self.other_policy:
+            deadline.DEFER_FIRST_WHEN_BUSY = OTHER_POLICY_BUSY
+        try:
+            elapsed, replies = await self._fire("mute", which)
+        finally:
+            deadline.DEFER_FIRST_WHEN_BUSY = shipped
         completed = sum(1 for r in replies if r.embeds and r.embeds[0]["title"] == "Muted on X")
         self.run.burst_per_s.append(completed / elapsed)
         self.run.burst_completed.append(completed)
@@ -139,13 +150,19 @@ async def linked_members(sandbox: Sandbox, first: int, count: int) -> list[Membe
 
 
 @contextlib.asynccontextmanager
-async def mutebot_side() -> AsyncIterator[Side]:
+async def mutebot_side() -> AsyncIterator[tuple[Side, Side]]:
+    """mutebot as shipped, and the same bot's bursts under its other policy (deferring first when
+    OTHER_POLICY_BUSY commands are in progress), with members and targets of their own."""
     async with Sandbox(x_users=X_USERS, check_discord_requests=False) as sandbox:
         assert sandbox.bot is not None
         db = sandbox.bot.services.db
-        members = await linked_members(sandbox, 1, SEQUENTIAL_MEMBERS + BURST_ROUNDS * BURST_MEMBERS)
-        yield Side(sandbox, members[:SEQUENTIAL_MEMBERS], _rounds(members[SEQUENTIAL_MEMBERS:]),
-                   lambda: (db.round_trips.total, db.round_trips.thread_hops))
+        members = await linked_members(sandbox, 1, SEQUENTIAL_MEMBERS + 2 * BURST_ROUNDS * BURST_MEMBERS)
+        bursts = members[SEQUENTIAL_MEMBERS:]
+        shipped = Side(sandbox, members[:SEQUENTIAL_MEMBERS], _rounds(bursts[:BURST_ROUNDS * BURST_MEMBERS]),
+                       lambda: (db.round_trips.total, db.round_trips.thread_hops))
+        other = Side(sandbox, [], _rounds(bursts[BURST_ROUNDS * BURST_MEMBERS:]), rounds_before=BURST_ROUNDS,
+                     other_policy=True)
+        yield shipped, other
 
 
 async def browse(side: Side) -> bool:
@@ -172,17 +189,18 @@ async def browse(side: Side) -> bool:
     return ok
 
 
-async def measure(floor: Side, mine: Side, at_once: Side) -> None:
+async def measure(floor: Side, mine: Side, at_once: Side, other: Side) -> None:
     """Interleaved, so that this machine's drift in speed (up to a third within a minute) moves every side
     alike: sequential blocks take turns member by member, and bursts round by round, in rotating order."""
     sides = [floor, mine, at_once]
-    for side in sides:
+    for side in [*sides, other]:
         await side.warm_up()
     for i in range(SEQUENTIAL_MEMBERS):
         for side in sides[i % 3:] + sides[:i % 3]:
             await side.sequential_block(side.sequential[i])
+    bursting = [*sides, other]
     for r in range(BURST_ROUNDS):
-        for side in sides[r % 3:] + sides[:r % 3]:
+        for side in bursting[r % 4:] + bursting[:r % 4]:
             await side.burst_block(r)
     for r in range(BURST_ROUNDS):
         for side in (floor, mine) if r % 2 == 0 else (mine, floor):
@@ -190,9 +208,9 @@ async def measure(floor: Side, mine: Side, at_once: Side) -> None:
 
 
 async def run() -> bool:
-    async with floor_side() as floor, floor_side(defer=False) as at_once, mutebot_side() as mine:
+    async with floor_side() as floor, floor_side(defer=False) as at_once, mutebot_side() as (mine, other):
         tune_collector()  # as `mutebot run` does once started; the floors share this process, so they gain too
-        await measure(floor, mine, at_once)
+        await measure(floor, mine, at_once, other)
         ok = await browse(mine)
     f, m, a = floor.run, mine.run, at_once.run
     floor_burst, mine_burst = statistics.fmean(f.burst_per_s), statistics.fmean(m.burst_per_s)
@@ -228,14 +246,30 @@ async def run() -> bool:
           f"ack p99 {percentile(a.burst_ack_ms, 99):.0f} ms\n"
           f"  mutebot's /mute deferred: {m.sequential_deferred} of {sequential} sequential, "
           f"{m.burst_deferred} of {sum(m.burst_completed)} in the burst (the rest answered at once)")
-    for label, mine_value, floor_value in (
+    _reported(
         ("sequential median, mutebot / floor at once", median(m.sequential_ms), median(a.sequential_ms)),
         ("burst throughput, mutebot / floor at once", mine_burst, at_once_burst),
         ("burst first-ack p99, mutebot / floor at once", percentile(m.burst_ack_ms, 99),
          percentile(a.burst_ack_ms, 99)),
-    ):
-        print(f"  {label:<64} {mine_value:10.2f} vs {floor_value:10.2f}  ratio {mine_value / floor_value:.2f}")
+    )
+    b = other.run
+    other_burst = statistics.fmean(b.burst_per_s)
+    print(f"mutebot's other policy, deferring first with {OTHER_POLICY_BUSY} commands in progress (same run; "
+          f"reported):\n  burst {other_burst:.1f}/s, ack p99 {percentile(b.burst_ack_ms, 99):.0f} ms, answer p99 "
+          f"{percentile(b.burst_answer_ms, 99):.0f} ms; deferred {b.burst_deferred} of {sum(b.burst_completed)}")
+    _reported(
+        ("burst throughput, other policy / floor", other_burst, floor_burst),
+        ("burst first-ack p99, other policy / floor", percentile(b.burst_ack_ms, 99), percentile(f.burst_ack_ms, 99)),
+        ("burst answer p99, other policy / floor", percentile(b.burst_answer_ms, 99),
+         percentile(f.burst_answer_ms, 99)),
+        ("/mute : /status, other policy", other_burst, mine_status),
+    )
     return ok
+
+
+def _reported(*lines: tuple[str, float, float]) -> None:
+    for label, value, floor_value in lines:
+        print(f"  {label:<64} {value:10.2f} vs {floor_value:10.2f}  ratio {value / floor_value:.2f}")
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import discord
 
-__all__ = ["BEHIND_SECONDS", "DEFER_AFTER_SECONDS", "finish_in_time", "seconds_left"]
+__all__ = ["BEHIND_SECONDS", "DEFER_AFTER_SECONDS", "finish_in_time", "in_progress", "seconds_left"]
 
 T = TypeVar("T")
 
@@ -28,6 +28,17 @@ DEFER_AFTER_SECONDS = 1.5
 # An interaction this old when its handler starts found the event loop behind (more commands at once than it takes
 # in): its defer goes out first, since a timer set now could fire late on that same busy loop.
 BEHIND_SECONDS = 0.5
+# The other policy, off (None): with this many commands of the process already in progress, a new one defers
+# first. A burst then shows every member a sign of life sooner, but makes four calls a command instead of three.
+# `python -m bench commands` measures both in the same run (README, "How /mute answers").
+DEFER_FIRST_WHEN_BUSY: int | None = None
+
+_in_progress = 0  # per process: its commands share one event loop, whichever bot object runs them
+
+
+def in_progress() -> int:
+    """Commands of this process inside `finish_in_time` now."""
+    return _in_progress
 
 
 def age(interaction: discord.Interaction[Any]) -> float:
@@ -45,13 +56,24 @@ def seconds_left(interaction: discord.Interaction[Any], budget: float = DEFER_AF
 
 
 async def finish_in_time(interaction: discord.Interaction[Any], work: Coroutine[Any, Any, T]) -> T:
-    """Run `work` and return its result, deferring (ephemeral, thinking) first when the command arrived late, or
-    as soon as the budget runs out while the work goes on.
+    """Run `work` and return its result, deferring (ephemeral, thinking) first when the command arrived late (or,
+    with DEFER_FIRST_WHEN_BUSY set, when that many others are in progress), or as soon as the budget runs out
+    while the work goes on.
 
     The caller answers with `send_ephemeral`, which sends the first answer or the followup, whichever the
     interaction's state then allows; an error from `work` reaches the command's error handler the same way.
     """
-    if age(interaction) >= BEHIND_SECONDS:
+    global _in_progress
+    busy = DEFER_FIRST_WHEN_BUSY is not None and _in_progress >= DEFER_FIRST_WHEN_BUSY
+    _in_progress += 1
+    try:
+        return await _finish(interaction, work, defer_first=busy or age(interaction) >= BEHIND_SECONDS)
+    finally:
+        _in_progress -= 1
+
+
+async def _finish(interaction: discord.Interaction[Any], work: Coroutine[Any, Any, T], *, defer_first: bool) -> T:
+    if defer_first:
         task = asyncio.ensure_future(work)  # its first steps (the reads, X's request) overlap the defer
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from bot import deadline
 from bot.deadline import BEHIND_SECONDS, DEFER_AFTER_SECONDS, seconds_left
 from bot.sandbox.discord_standin import ACK_DEADLINE_SECONDS, StandInTimeout
 from bot.sandbox.harness import Sandbox
@@ -113,6 +114,25 @@ async def test_a_command_too_late_for_discord_is_still_carried_out_and_recorded(
     linked.reply_timeout = 10
     why = await linked.slash("why", username="user14")
     assert "You muted it yourself" in why.embeds[0]["description"], why
+
+
+@pytest.mark.parametrize("busy", [None, 4])
+async def test_ten_at_once_answer_at_once_unless_told_to_defer_first_when_busy(
+    sandbox: Sandbox, linked: Member, monkeypatch: pytest.MonkeyPatch, busy: int | None
+) -> None:
+    """Ten /mute at once while X takes 0.3 s. As shipped, every one answers with its first callback; with the
+    other policy (DEFER_FIRST_WHEN_BUSY), the first few do and every later one defers first. All are muted and
+    answered once either way, and the count of commands in progress is back to 0."""
+    monkeypatch.setattr(deadline, "DEFER_FIRST_WHEN_BUSY", busy)
+    sandbox.x.endpoint_latency["GET /2/users/by/username/:username"] = 0.3
+    names = [f"user{20 + i}" for i in range(10)]
+    replies = await asyncio.gather(*(linked.slash("mute", username=name) for name in names))
+    at_once = 10 if busy is None else busy
+    assert sorted(r.callback_type or 0 for r in replies) == [4] * at_once + [5] * (10 - at_once)
+    assert all(r.embeds[0]["title"] == "Muted on X" and r.ephemeral for r in replies), replies
+    assert all(len(r.followups) == (1 if r.callback_type == 5 else 0) for r in replies), replies
+    assert set(sandbox.x.mutes_of("user1")) == {sandbox.x.user(name).id for name in names}
+    assert deadline.in_progress() == 0
 
 
 def test_the_budget_counts_from_the_interactions_creation_and_never_grows() -> None:
