@@ -29,8 +29,11 @@ from bot.sandbox.members import Member, Reply
 SEQUENTIAL_MEMBERS, SEQUENTIAL_EACH = 10, 40  # 40 mutes each stay inside X's 50 per window
 BURST, BURST_MEMBERS = 500, 20
 OTHER_POLICY_BUSY = 4  # mutebot's other policy, measured beside: defer first with this many commands in progress
-BURST_ROUNDS = 3  # each side's bursts (and /status bursts), taking turns: a lone burst's throughput drifts by ±10 %
-X_USERS = 4700  # sequential targets from user101, burst targets from user1000 (500 a round), warm-up from user4600
+# Each side's bursts (and /status bursts), taking turns: a lone burst's throughput drifts by ±10 %, and a burst's
+# place in the turn moves it by as much; four rounds give each of the four bursting sides every place once.
+BURST_ROUNDS = 4
+BROWSER = 5650  # the member (and X account) that browses: no other block's member or target
+X_USERS = 5700  # sequential targets from user101, burst targets from user1000 (500 a round), warm-up from user5600
 WARM_UP = 20
 
 
@@ -68,7 +71,7 @@ class Side:
         self.aim()
         for burst in self.bursts:  # the same warm-up for both bots: connections, caches, lazy imports
             for n in range(WARM_UP):
-                await burst[n % BURST_MEMBERS].slash("mute", username=f"user{4600 + n}")
+                await burst[n % BURST_MEMBERS].slash("mute", username=f"user{5600 + n}")
 
     async def sequential_block(self, member: Member) -> None:
         self.aim()
@@ -169,8 +172,8 @@ async def browse(side: Side) -> bool:
     """Every page of a 10,000-mute account."""
     side.aim()
     sandbox = side.sandbox
-    browser = (await linked_members(sandbox, 100, 1))[0]  # member100 (user100): no other block's member or target
-    sandbox.x.seed_mutes("user100", [f"muted{i}" for i in range(10_000)])
+    browser = (await linked_members(sandbox, BROWSER, 1))[0]
+    sandbox.x.seed_mutes(f"user{BROWSER}", [f"muted{i}" for i in range(10_000)])
     reads_before = sandbox.x.calls["GET /2/users/:id/muting"]
     reply = await browser.slash("mutes")
     flips: list[float] = []
