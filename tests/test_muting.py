@@ -76,17 +76,24 @@ async def test_slow_x_gets_a_defer_inside_the_deadline_then_the_answer(
         assert sandbox.x.mutes_of("user1") == []
 
 
+async def _sent_then_loop_held(sandbox: Sandbox, member: Member, username: str, seconds: float) -> asyncio.Task[Reply]:
+    """/mute as `member`, and the event loop held for `seconds` once Discord has sent the interaction: the bot
+    meets it that much later than Discord created it."""
+    before = set(sandbox.discord.interactions)
+    pending = asyncio.create_task(member.slash("mute", username=username))
+    while set(sandbox.discord.interactions) == before:  # noqa: ASYNC110 - every turn of the loop counts here
+        await asyncio.sleep(0)
+    time.sleep(seconds)  # noqa: ASYNC251 - a loop that is behind is the point
+    return pending
+
+
 async def test_a_command_that_reaches_the_bot_late_is_deferred_first_then_answered(
     sandbox: Sandbox, linked: Member
 ) -> None:
     """The event loop held for BEHIND_SECONDS + 0.2 s right after Discord sent the interaction: the handler starts
     late, so it defers before doing anything (a timer on a loop that far behind could fire too late), then
     answers once; a command on the idle loop afterwards answers at once again."""
-    before = set(sandbox.discord.interactions)
-    pending = asyncio.create_task(linked.slash("mute", username="user12"))
-    while set(sandbox.discord.interactions) == before:  # noqa: ASYNC110 - every turn of the loop counts here
-        await asyncio.sleep(0)
-    time.sleep(BEHIND_SECONDS + 0.2)  # noqa: ASYNC251 - a loop that is behind is the point
+    pending = await _sent_then_loop_held(sandbox, linked, "user12", BEHIND_SECONDS + 0.2)
     reply = await pending
     assert reply.callback_type == 5 and len(reply.followups) == 1, reply
     assert reply.embeds[0]["title"] == "Muted on X" and reply.ephemeral, reply
@@ -99,12 +106,8 @@ async def test_a_command_too_late_for_discord_is_still_carried_out_and_recorded(
 ) -> None:
     """The loop held past Discord's 3 s after the interaction was sent: Discord refuses the defer, so the member
     cannot be answered, but the mute the member asked for is made and recorded as their own, not half-done."""
-    before = set(sandbox.discord.interactions)
     linked.reply_timeout = 3
-    pending = asyncio.create_task(linked.slash("mute", username="user14"))
-    while set(sandbox.discord.interactions) == before:  # noqa: ASYNC110 - every turn of the loop counts here
-        await asyncio.sleep(0)
-    time.sleep(ACK_DEADLINE_SECONDS + 0.2)  # noqa: ASYNC251 - a loop that far behind is the point
+    pending = await _sent_then_loop_held(sandbox, linked, "user14", ACK_DEADLINE_SECONDS + 0.2)
     with pytest.raises(StandInTimeout):
         await pending
     await until(lambda: sandbox.x.mutes_of("user1") == [sandbox.x.user("user14").id], what="the mute at X")

@@ -19,6 +19,7 @@ _PAUSED_KEY = "queue_paused_until"
 # How many of a member's waiting actions a /status counts on the event loop (an index range, well under a
 # millisecond); past it, the exact count is read through a thread.
 PEEK_COUNT_LIMIT = 1000
+_WAITING = "FROM actions WHERE discord_user_id = ? AND status IN ('pending', 'in_flight')"  # a member's waiting work
 
 
 @dataclass(frozen=True)
@@ -189,24 +190,16 @@ class QueueStore:
         then waits for no thread, which the loop's load can keep from the GIL for milliseconds); a member with
         more waiting is counted in full through a thread."""
         capped = await self.db.peek(
-            "SELECT count(*) FROM (SELECT 1 FROM actions WHERE discord_user_id = ?"
-            " AND status IN ('pending', 'in_flight') LIMIT ?) AS capped",
+            f"SELECT count(*) FROM (SELECT 1 {_WAITING} LIMIT ?) AS capped",  # noqa: S608
             (member_id, PEEK_COUNT_LIMIT + 1),
         )
         count = int(capped[0][0])
         if count <= PEEK_COUNT_LIMIT:
             return count
-        return int(await self.db.fetchval(
-            "SELECT count(*) FROM actions WHERE discord_user_id = ? AND status IN ('pending', 'in_flight')",
-            (member_id,),
-        ) or 0)
+        return int(await self.db.fetchval(f"SELECT count(*) {_WAITING}", (member_id,)) or 0)
 
     async def pending_by_kind(self, member_id: int) -> dict[str, int]:
-        rows = await self.db.fetchall(
-            "SELECT kind, count(*) AS n FROM actions WHERE discord_user_id = ?"
-            " AND status IN ('pending', 'in_flight') GROUP BY kind",
-            (member_id,),
-        )
+        rows = await self.db.fetchall(f"SELECT kind, count(*) AS n {_WAITING} GROUP BY kind", (member_id,))
         return {str(r["kind"]): int(r["n"]) for r in rows}
 
     async def unmutes_in_flight(self, member_id: int) -> set[str]:
