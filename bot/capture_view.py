@@ -10,13 +10,14 @@ from typing import Any
 import discord
 
 from bot.errors import CaptureGone, NotCaptureOwner
+from bot.per_client import PerClient
 from bot.replies import report_error
 
 log = logging.getLogger(__name__)
 
 # (interaction, capture id, action) -> the embed that replaces the preview; set by the cog that owns the service.
 CaptureHandler = Callable[[discord.Interaction, int, str], Awaitable[discord.Embed]]
-HANDLERS: dict[str, CaptureHandler] = {}
+HANDLERS: PerClient[CaptureHandler] = PerClient()
 
 
 class CaptureButton(
@@ -46,7 +47,7 @@ class CaptureButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             await interaction.response.defer()  # the result replaces the preview in its message
-            embed = await HANDLERS["capture"](interaction, self.capture_id, self.action)
+            embed = await HANDLERS.get(interaction.client, "capture")(interaction, self.capture_id, self.action)
             await interaction.edit_original_response(embed=embed, view=None)
         except CaptureGone as exc:  # the preview can no longer be acted on: say why, and its buttons go
             await report_error(interaction, exc)

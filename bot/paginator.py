@@ -10,6 +10,7 @@ from typing import Any
 
 import discord
 
+from bot.per_client import PerClient
 from bot.replies import JUMP_TITLE, NOT_YOUR_BUTTONS, not_a_page, report_error
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,11 @@ class RenderedPage:
 
 # (interaction, owner id, reference such as a list id, wanted page, refresh?) -> the page to show
 PageSource = Callable[[discord.Interaction, int, int, int, bool], Awaitable[RenderedPage]]
-SOURCES: dict[str, PageSource] = {}
+_SOURCES: PerClient[PageSource] = PerClient()
 
 
-def register_source(kind: str, source: PageSource) -> None:
-    SOURCES[kind] = source
+def register_source(client: discord.Client, kind: str, source: PageSource) -> None:
+    _SOURCES.register(client, kind, source)
 
 
 def _target(action: str, page: int, pages: int) -> int:
@@ -133,7 +134,7 @@ async def show_page(
     new_message: bool = False,
 ) -> None:
     """Render a page into the interaction's message: a new command's deferred reply, or the flipped one."""
-    source = SOURCES[kind]
+    source = _SOURCES.get(interaction.client, kind)
     if not new_message:
         await interaction.response.defer()  # a page flip edits the message it came from
     rendered = await source(interaction, owner, ref, page, refresh)

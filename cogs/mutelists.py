@@ -74,8 +74,8 @@ class MuteListCommands(commands.Cog):
 
     def __init__(self, bot: MuteBot) -> None:
         self.bot = bot
-        register_source("list", self.render_list)
-        HANDLERS["capture"] = self.capture_button
+        register_source(bot, "list", self.render_list)
+        HANDLERS.register(bot, "capture", self.capture_button)
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CaptureButton)

@@ -16,7 +16,7 @@ from bot.runtime import MuteBot
 class Muting(commands.Cog):
     def __init__(self, bot: MuteBot) -> None:
         self.bot = bot
-        register_source("mutes", self.render_mutes)
+        register_source(bot, "mutes", self.render_mutes)
 
     @app_commands.command(name="mute", description="Mute an X account for your own X account")
     @app_commands.describe(username="@name, name or a profile link such as https://x.com/name",

@@ -13,6 +13,7 @@ import pytest
 
 from bot import deadline
 from bot.deadline import BEHIND_SECONDS, DEFER_AFTER_SECONDS, seconds_left
+from bot.discord_endpoints import point_discord_py_at
 from bot.sandbox.discord_standin import ACK_DEADLINE_SECONDS, StandInTimeout
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member, Reply
@@ -284,3 +285,24 @@ async def test_view_timeout_disables_buttons(tmp_path: Path, monkeypatch: pytest
         reply = await alice.slash("mutes")
         done = await reply.wait_for(lambda r: all(b["disabled"] for b in r.buttons), timeout=5)
         assert done.buttons
+
+
+async def test_two_bots_in_one_process_each_page_their_own_members_mutes(
+    sandbox: Sandbox, linked: Member, tmp_path: Path
+) -> None:
+    # The benchmarks run several bots in one process: a page must come from the services of the bot whose
+    # button or command it is, not from whichever bot loaded its cogs last.
+    sandbox.x.seed_mutes("user1", [f"first{i}" for i in range(20)])
+    (tmp_path / "second").mkdir()
+    async with Sandbox(tmp_path / "second") as second:
+        other = second.member("carol")
+        await second.link(other, "user2")
+        second.x.seed_mutes("user2", [f"second{i}" for i in range(3)])
+        point_discord_py_at(sandbox.discord.api_base, sandbox.discord.gateway_url)  # REST is one class attribute
+        reply = await linked.slash("mutes")
+        assert "Page 1 of 2" in [b["label"] for b in reply.buttons], reply
+        flipped = await reply.click("Next")
+        assert listed(flipped) and all(name.startswith("first") for name in listed(flipped))
+        point_discord_py_at(second.discord.api_base, second.discord.gateway_url)
+        theirs = await other.slash("mutes")
+        assert sorted(listed(theirs)) == ["second0", "second1", "second2"]
