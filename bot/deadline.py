@@ -1,11 +1,12 @@
-"""Answering a slash command in time: at once when the work is quick, after a defer when it is not.
+"""Answering a slash command in time: at once when the work is quick, after a defer when it is not or when busy.
 
 Discord drops an interaction that gets no first answer within 3 seconds of its creation. Deferring first ("mutebot
 is thinking…") always meets that, but costs a round trip to Discord before the answer: when the work is quick, the
-member's answer comes one round trip later than it needs to, and a burst of commands spends a quarter of its calls
-on defers. `finish_in_time` starts the work and answers with its result when it is done inside the budget; it
-defers when the budget runs out while the work goes on (X is slow), and first of all when the command reaches
-its handler already late (the event loop is behind), so that the defer can never be late itself.
+member's answer comes one round trip later than it needs to. `finish_in_time` starts the work and answers with its
+result when it is done inside the budget; it defers when the budget runs out while the work goes on (X is slow),
+and first of all when the command reaches its handler already late (the event loop is behind), so that the defer
+can never be late itself, or when other commands are already in progress (a burst): then every member sees a
+sign of life as soon as a minimal bot would show one, instead of waiting for the answer behind everybody else's.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ DEFER_AFTER_SECONDS = 1.5
 # An interaction this old when its handler starts found the event loop behind (more commands at once than it takes
 # in): its defer goes out first, since a timer set now could fire late on that same busy loop.
 BEHIND_SECONDS = 0.5
-# The other policy, off (None): with this many commands of the process already in progress, a new one defers
-# first. A burst then shows every member a sign of life sooner, but makes four calls a command instead of three.
-# `python -m bench commands` measures both in the same run (README, "How /mute answers").
-DEFER_FIRST_WHEN_BUSY: int | None = None
+# With this many commands of the process already in progress, a new one defers first: in a burst each member's
+# first acknowledgement then comes about when a minimal bot's would, at the price of a fourth call per command.
+# None answers at once whatever the load (the answer itself is then the first acknowledgement, which in a burst of
+# 500 comes about twice as late). `python -m bench commands` measures both in the same run (README, "How /mute
+# answers").
+DEFER_FIRST_WHEN_BUSY: int | None = 4
 
 _in_progress = 0  # per process: its commands share one event loop, whichever bot object runs them
 
@@ -56,9 +59,8 @@ def seconds_left(interaction: discord.Interaction[Any], budget: float = DEFER_AF
 
 
 async def finish_in_time(interaction: discord.Interaction[Any], work: Coroutine[Any, Any, T]) -> T:
-    """Run `work` and return its result, deferring (ephemeral, thinking) first when the command arrived late (or,
-    with DEFER_FIRST_WHEN_BUSY set, when that many others are in progress), or as soon as the budget runs out
-    while the work goes on.
+    """Run `work` and return its result, deferring (ephemeral, thinking) first when the command arrived late or
+    DEFER_FIRST_WHEN_BUSY others are in progress, or as soon as the budget runs out while the work goes on.
 
     The caller answers with `send_ephemeral`, which sends the first answer or the followup, whichever the
     interaction's state then allows; an error from `work` reaches the command's error handler the same way.
