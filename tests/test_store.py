@@ -176,6 +176,66 @@ async def test_small_batches_run_on_the_loop_and_wait_for_a_busy_file_in_the_thr
         await db.close()
 
 
+async def test_small_batches_of_one_turn_of_the_loop_commit_together_and_each_gets_its_own_answer(
+    tmp_path: Path,
+) -> None:
+    """Group commit (SQLite): the batches written in one turn of the loop are one transaction, one visit to the
+    database; each writer still gets its own batch's answers, a failing batch fails alone, a writer cancelled
+    before its group runs is left out, and a group waits for an open transaction."""
+    stores = await Stores.open(tmp_path / "g.sqlite3")
+    db = stores.db
+    try:
+        await db.migrate()
+        trips = db.round_trips
+
+        async def mute(member: int, target: str, *, refused: bool = False) -> bool:
+            batch = Batch()
+            was = stores.mutes.record(batch, member, target, target, "", muted=True, manual=True, now=1.0)
+            if refused:  # a choice the schema refuses: the batch fails
+                batch.execute("INSERT INTO manual_choices (discord_user_id, x_user_id, choice, at)"
+                              " VALUES (?, ?, 'x', 0)", (member, target))
+            await db.write(batch)
+            return was.value
+
+        await mute(1, "9")
+        before = trips.inline_writes
+        answers = await asyncio.gather(*(mute(1, str(n)) for n in range(8, 12)))
+        assert answers == [False, True, False, False]  # "9" was muted already; the rest were not
+        assert trips.inline_writes - before == 1
+        assert all([await stores.mutes.holds(1, str(n)) for n in range(8, 12)])
+
+        # One batch fails: the group's transaction rolls back, and each batch goes again alone.
+        results = await asyncio.gather(mute(2, "1"), mute(2, "2", refused=True), mute(2, "3"),
+                                       return_exceptions=True)
+        assert results[0] is False and results[2] is False, results
+        assert isinstance(results[1], sqlite3.IntegrityError), results
+        assert [await stores.mutes.holds(2, t) for t in "123"] == [True, False, True]
+
+        # A writer cancelled before the end of the turn: its batch is not written; the others are.
+        kept = asyncio.ensure_future(mute(3, "1"))
+        dropped = asyncio.ensure_future(mute(3, "2"))
+        await asyncio.sleep(0)  # both have joined the group
+        dropped.cancel()
+        assert await kept is False
+        with pytest.raises(asyncio.CancelledError):
+            await dropped
+        assert [await stores.mutes.holds(3, t) for t in "12"] == [True, False]
+
+        # An open transaction holds the writer: the group waits for it, then commits.
+        groups = trips.inline_writes
+        async with db.transaction() as txn:
+            txn.execute("INSERT INTO manual_choices (discord_user_id, x_user_id, choice, at)"
+                        " VALUES (4, '0', 'muted', 0)")
+            waiting = asyncio.gather(mute(4, "1"), mute(4, "2"))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()
+        assert list(await waiting) == [False, False]
+        assert [await stores.mutes.holds(4, t) for t in "12"] == [True, True]
+        assert trips.inline_writes - groups == 1
+    finally:
+        await db.close()
+
+
 async def test_checkpoints_run_off_the_loop_and_keep_the_wal_from_growing(tmp_path: Path) -> None:
     """SQLite checkpoints inside a commit (every ~100th, 5-15 ms with an fsync); commits on the loop must not, so
     the writer's automatic checkpoints are off and a task of the database's runs them in a thread instead."""

@@ -15,6 +15,9 @@ SQLite allows one writer at a time but, in WAL mode, any number of concurrent re
   the same lookup 60 µs instead of 7), else through the loop's own read-only connection;
 - a small batch (a command's few rows) runs on the loop too, on the writer connection while its lock is held,
   for the same reason; a big one (an import, a refetched mute list) goes to the writer's thread;
+- the small batches written in one turn of the loop commit together (group commit): a commit's cost is mostly
+  the WAL pages it writes, the same few index pages for every /mute of a burst, so a burst's commands share one
+  commit instead of paying one each; a batch that fails takes only its own writer's command down;
 - checkpoints (copying the WAL back into the file, with an fsync) never run on the loop: SQLite would run one
   inside every ~100th commit, 5-15 ms with the loop stopped. The writer's automatic checkpoints are off and a
   task runs them on a connection of their own, in its thread.
@@ -470,6 +473,34 @@ def is_postgresql_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
+def _rows(statements: Sequence[Statement]) -> int:
+    """How many rows a batch touches, as far as it says: a statement's one, an executemany's list."""
+    return sum(len(st.many) if isinstance(st.many, list) else (1 if st.many is None else INLINE_ROWS + 1)
+               for st in statements)
+
+
+def _fail_group(group: list[tuple[Batch, asyncio.Future[None]]], exc: BaseException) -> None:
+    for _, waiter in group:
+        if not waiter.done():
+            waiter.set_exception(exc)
+
+
+def _settle_group(group: list[tuple[Batch, asyncio.Future[None]]], results: list[Any]) -> None:
+    """Hand each batch of a committed group its own statements' answers, and wake its writer."""
+    start = 0
+    for batch, waiter in group:
+        end = start + len(batch.statements)
+        try:
+            batch._settle(results[start:end])
+        except Exception as exc:  # an after-commit callback failed: its writer hears of it
+            if not waiter.done():
+                waiter.set_exception(exc)
+        else:
+            if not waiter.done():
+                waiter.set_result(None)
+        start = end
+
+
 class SqliteDatabase(Database):
     """The writer connection (WAL, foreign keys, busy timeout) and `readers` read-only connections."""
 
@@ -484,6 +515,9 @@ class SqliteDatabase(Database):
             self._peeker.row_factory = sqlite3.Row
             self._peeker.execute("PRAGMA query_only=ON")
         self._next_reader = 0
+        # Small batches written in the current turn of the loop, committed together at its end (`write`).
+        self._group: list[tuple[Batch, asyncio.Future[None]]] | None = None
+        self._group_tasks: set[asyncio.Task[None]] = set()
         self._writer_waits = True  # the writer's busy_timeout: BUSY_TIMEOUT_MS (its thread) or 0 (on the loop)
         self._checkpointer = checkpointer
         self._committed = asyncio.Event()  # set by a write; the checkpoint task waits for it
@@ -546,6 +580,9 @@ class SqliteDatabase(Database):
             await asyncio.sleep(CHECKPOINT_EVERY_S)
 
     async def close(self) -> None:
+        self._commit_group()  # what is waiting for the end of this turn of the loop is written first
+        if self._group_tasks:
+            await asyncio.gather(*self._group_tasks, return_exceptions=True)
         if self._checkpoints is not None:
             self._checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -591,6 +628,20 @@ class SqliteDatabase(Database):
         if not batch.statements:
             batch._settle([])
             return
+        if _holder.get() is asyncio.current_task() or not self._readers or _rows(batch.statements) > INLINE_ROWS:
+            await self._write_alone(batch)
+            return
+        # Group commit: the small batches written in the same turn of the event loop commit together, in one
+        # transaction on the loop. A commit's cost is mostly its WAL pages (the same index pages for every
+        # /mute of a burst), so a burst's commands share them instead of each writing its own.
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._group is None:
+            self._group = []
+            asyncio.get_running_loop().call_soon(self._commit_group)
+        self._group.append((batch, waiter))
+        await waiter  # a writer cancelled before its group runs is left out of it, as if it had never asked
+
+    async def _write_alone(self, batch: Batch) -> None:
         # One statement is atomic on its own (autocommit); several are wrapped in one transaction.
         begin = self.dialect.begin if len(batch.statements) > 1 else None
         async with self._held():
@@ -599,12 +650,69 @@ class SqliteDatabase(Database):
                 results = await self._trip(self._writer, batch.statements, begin, write=True)
         batch._settle(results)
 
-    def _inline(self, statements: Sequence[Statement], begin: str | None) -> list[Any] | None:
-        """Run a small batch on the loop, on the writer (its lock is held, so its thread is idle); None when
-        the batch is too big or the file is busy (another process writing), for the thread to do it."""
-        rows = sum(len(st.many) if isinstance(st.many, list) else (1 if st.many is None else INLINE_ROWS + 1)
-                   for st in statements)
-        if rows > INLINE_ROWS or not self._readers:
+    def _commit_group(self) -> None:
+        """Run the group formed during the last turn of the loop: at once when no transaction holds the writer,
+        else (or when another process holds the file) in a task that waits its turn."""
+        group, self._group = [(b, w) for b, w in self._group or [] if not w.cancelled()], None
+        if not group:
+            return
+        together = True
+        if not self._lock.locked():
+            statements = [st for batch, _ in group for st in batch.statements]
+            try:
+                results = self._inline(statements, self.dialect.begin if len(statements) > 1 else None,
+                                       any_size=True)
+            except sqlite3.Error:  # one batch failed and the whole group rolled back: each goes again alone
+                results, together = None, False
+            except Exception as exc:  # not the database's answer (a bug): every writer hears it, none hangs
+                _fail_group(group, exc)
+                return
+            if results is not None:
+                _settle_group(group, results)
+                return
+        task = asyncio.get_running_loop().create_task(self._commit_group_later(group, together=together))
+        self._group_tasks.add(task)
+        task.add_done_callback(self._group_tasks.discard)
+
+    async def _commit_group_later(self, group: list[tuple[Batch, asyncio.Future[None]]], *, together: bool) -> None:
+        """The group once the writer is free (or in its thread, the file being busy); batch by batch when it
+        failed together, so that each writer gets its own batch's answer or error."""
+        statements = [st for batch, _ in group for st in batch.statements]
+        if together:
+            try:
+                async with self._held():
+                    results = self._inline(statements, self.dialect.begin, any_size=True)
+                    if results is None:
+                        results = await self._trip(self._writer, statements, self.dialect.begin, write=True)
+            except sqlite3.Error:
+                pass  # as on the loop: each batch alone
+            except BaseException as exc:
+                _fail_group(group, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            else:
+                _settle_group(group, results)
+                return
+        for index, (batch, waiter) in enumerate(group):
+            try:
+                await self._write_alone(batch)
+            except Exception as exc:  # the writer waiting for it gets the error, as if it had written alone
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            except BaseException as exc:  # stopped: no writer is left waiting
+                _fail_group(group[index:], exc)
+                raise
+            else:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _inline(self, statements: Sequence[Statement], begin: str | None, *, any_size: bool = False
+                ) -> list[Any] | None:
+        """Run a small batch (or a group of them) on the loop, on the writer (its lock is held, or nothing awaits
+        inside the call, so its thread is idle); None when the batch is too big or the file is busy (another
+        process writing), for the thread to do it."""
+        if (not any_size and _rows(statements) > INLINE_ROWS) or not self._readers:
             return None
         raw: sqlite3.Connection = self._writer._conn
         if self._writer_waits:  # never wait on the loop (set once, until the thread needs it back)
