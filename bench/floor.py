@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 
 import aiohttp
 import discord
 from discord import app_commands
 
 from bot.discord_endpoints import point_discord_py_at
+from bot.memory import tune_collector
 from bot.sandbox.harness import Sandbox
 
 
@@ -83,3 +86,27 @@ async def running_floor(  # type: ignore[no-untyped-def]
         await bot.close()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _serve_from_environment() -> None:
+    """The floor as a process of its own (bench/bench_apart.py): the stand-ins' addresses and the members'
+    tokens come from the environment, as `mutebot run` gets its own."""
+    point_discord_py_at(os.environ["DISCORD_API_BASE"], os.environ["DISCORD_GATEWAY_URL"])
+    with open(os.environ["FLOOR_TOKENS"], encoding="utf-8") as file:
+        tokens = {int(member): (x_user_id, token) for member, (x_user_id, token) in json.load(file).items()}
+    bot = FloorBot(os.environ["X_API_BASE"], tokens, defer=os.environ.get("FLOOR_DEFER") == "1")
+
+    async def tune_once_ready() -> None:
+        await bot.ready.wait()
+        tune_collector()  # as `mutebot run` does
+
+    tuning = asyncio.create_task(tune_once_ready())
+    try:
+        await bot.start(os.environ["DISCORD_TOKEN"])
+    finally:
+        tuning.cancel()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_from_environment())
