@@ -14,6 +14,7 @@ Username = NewType("Username", str)
 
 _VALID = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _HOSTS = {"x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com", "www.x.com", "www.twitter.com"}
+_HOST_PREFIXES = tuple(host + "/" for host in _HOSTS)
 # First path segments that are X's own pages, never profiles.
 _RESERVED = {"home", "i", "intent", "search", "settings", "explore", "messages", "notifications", "login",
              "logout", "signup", "tos", "privacy", "hashtag", "share", "compose"}
@@ -27,7 +28,7 @@ def normalize_username(text: str) -> Username:
         raise InvalidUsername(text, "empty")
     candidate = raw
     lowered = raw.lower()
-    looks_like_url = "://" in raw or any(lowered.startswith(host + "/") or lowered == host for host in _HOSTS)
+    looks_like_url = "://" in raw or lowered.startswith(_HOST_PREFIXES) or lowered in _HOSTS
     if looks_like_url:
         parts = urlsplit(raw if "://" in raw else "https://" + raw)
         host = (parts.hostname or "").lower()

@@ -86,11 +86,11 @@ class AccountStore:
                 self._cache.move_to_end(member_id)
                 return held[0]
         epoch = self._epoch
-        row = await self.db.fetchone(
+        rows = await self.db.peek(  # one row by its primary key: on the loop, no thread hand-off
             f"SELECT {_LINK_COLUMNS} FROM linked_accounts WHERE discord_user_id = ?",  # noqa: S608
             (member_id,),
         )
-        found = None if row is None else _link(row)
+        found = _link(rows[0]) if rows else None
         if epoch == self._epoch:
             self._cache[member_id] = (found, now + CACHE_TTL)
             self._cache.move_to_end(member_id)
