@@ -208,8 +208,19 @@ class ActionQueue:
         if recovered:
             log.info("%s will be sent again", counted(recovered, "interrupted action"))
         self._paused_until = await self.store.paused_until()
+        # Summaries a stopped run owed (it closed their jobs but was killed before Discord took them), claimed
+        # before this run closes any job of its own. On a shared database, only those owed longer than a lease:
+        # younger ones may be on their way from a live process.
+        await self._send_owed_summaries(self._leases_checked_at - (self.lease if self.db.dialect.shared else 0.0))
         await self.settle_jobs(await self.store.open_jobs_with_nothing_left())
         return recovered
+
+    async def _send_owed_summaries(self, owed_since: float) -> None:
+        owed = await self.store.claim_owed_summaries(self.clock(), owed_since)
+        if owed:
+            log.info("sending %s that a stopped process owed", counted(len(owed), "job summary", "job summaries"))
+        for job_id in owed:
+            self._report(job_id, final=True)
 
     async def paused_until(self) -> float:
         return self._paused_until if self._paused_until > self.clock() else 0.0
@@ -256,6 +267,7 @@ class ActionQueue:
             taken = await self.store.recover(now, every_claim=False)
             if taken:
                 log.warning("%s claimed by a process that stopped will be sent again", counted(taken, "action"))
+            await self._send_owed_summaries(now - self.lease)
         return self._leases_checked_at + self.lease / 2
 
     def _served(self, serving: dict[int, asyncio.Task[None]], member_id: int, task: asyncio.Task[None]) -> None:
@@ -540,6 +552,8 @@ class ActionQueue:
                     await reporter.progress(job)
             except Exception:
                 log.exception("could not report job %s", job_id)
+            if final:  # taken, or refused for good: owed no more (a stop or a kill before this leaves it owed)
+                await self.store.summary_delivered(job_id)
 
     async def report_now(self, job_id: int) -> None:
         """The first report of a new job (and the summary straight away when there was nothing to send)."""

@@ -15,6 +15,7 @@ from bot.queue import ActionQueue
 from bot.runtime import TEST_LEASE_VARIABLE
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Attachment, Member, Message
+from bot.sandbox.processes import BotProcess
 from tests.helpers import until
 
 POSTS = "POST /2/users/:id/muting"
@@ -164,4 +165,43 @@ async def test_sigkill_mid_apply_then_restart_finishes_exactly(tmp_path: Path, m
         if process.returncode is None:
             process.kill()
             await process.wait()
+        await sandbox.stop()
+
+
+async def test_a_summary_owed_by_a_killed_process_is_sent_once_after_the_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job is closed and its summary DM on its way when `mutebot run` is SIGKILLed, before Discord took the
+    DM: closing the job and owing its summary are one write, so the next start sends the summary, exactly once.
+    On PostgreSQL (shared) the new process takes it over once the debt is older than the lease, shortened here."""
+    monkeypatch.setenv(TEST_LEASE_VARIABLE, "3")
+    sandbox = Sandbox(tmp_path, x_users=80, window_seconds=1.0)
+    await sandbox.start(with_bot=False)
+    process = BotProcess("bot", {**os.environ, **sandbox.environment(), "LOG_LEVEL": "WARNING"}, tmp_path)
+    await process.start()
+    try:
+        await until(lambda: sandbox.discord.connected and sandbox.discord.command_writes > 0, what="the bot")
+        mod, alice = await people(sandbox)
+        await make_list(sandbox, mod, "big", [f"user{i}" for i in range(10, 70)])  # 60: more than a window
+        await alice.slash("mutelist apply", name="big")
+        await alice.wait_for_dm(lambda m: "big" in m.text)  # the progress message: posted, edited from now on
+        sandbox.discord.hold_dms(alice.id)
+        await until(lambda: sandbox.discord.held_dm_requests >= 1, what="the summary on its way", timeout=20)
+        await process.kill()
+        await until(lambda: not sandbox.discord.connected, what="the killed process's gateway to close")
+        sandbox.discord.hold_dms(alice.id, False)  # the held DM's sender is gone: it is never posted
+        assert not [m for m in await alice.dms() if finished(m)]
+
+        await sandbox.start_bot()
+        summary = await alice.wait_for_dm(finished, timeout=20)
+        assert "Muted **60**" in summary.embeds[0]["description"], summary.embeds
+        db = queue_of(sandbox).db
+
+        async def nothing_owed() -> bool:
+            return await db.fetchval("SELECT count(*) FROM jobs WHERE summary_owed_at IS NOT NULL") == 0
+
+        await until(nothing_owed, what="the summary's debt to be cleared")
+        assert len([m for m in await alice.dms() if finished(m)]) == 1
+    finally:
+        await process.kill()
         await sandbox.stop()

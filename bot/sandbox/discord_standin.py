@@ -184,6 +184,8 @@ class DiscordStandIn:
         self.dm_channels: dict[int, int] = {}
         self._dm_recipients: dict[int, int] = {}
         self._refused_dms: set[int] = set()
+        self._held_dms: dict[int, asyncio.Event] = {}
+        self.held_dm_requests = 0  # DMs that arrived while held (hold_dms)
         self._by_token: dict[str, InteractionRecord] = {}
 
         self._runner: web.AppRunner | None = None
@@ -210,6 +212,8 @@ class DiscordStandIn:
         self.gateway_url = f"ws://{host}:{bound}/gateway"
 
     async def stop(self) -> None:
+        for user_id in list(self._held_dms):
+            self.hold_dms(user_id, False)
         for ws in list(self._sockets):
             await ws.close(code=1001, message=b"stand-in stopping")
         for task in list(self._tasks):
@@ -323,6 +327,16 @@ class DiscordStandIn:
             self._refused_dms.add(user_id)
         else:
             self._refused_dms.discard(user_id)
+
+    def hold_dms(self, user_id: int, hold: bool = True) -> None:
+        """Keep new DMs to this user waiting unanswered, as a stalled network would, until `hold=False`. A held
+        DM whose sender is gone by then (a killed process) is never posted: it never fully reached Discord."""
+        if hold:
+            self._held_dms.setdefault(user_id, asyncio.Event())
+        else:
+            held = self._held_dms.pop(user_id, None)
+            if held is not None:
+                held.set()
 
     async def drop_gateway(self, shard_id: int = 0) -> None:
         """Cut the bot's gateway connection (of that shard) the way a network blip does; discord.py then
@@ -1234,6 +1248,12 @@ class DiscordStandIn:
         recipient = self._dm_recipients.get(channel_id)
         if recipient is not None and recipient in self._refused_dms:
             raise DiscordApiError(403, 50007, "Cannot send messages to this user")
+        if recipient is not None and recipient in self._held_dms:
+            self.held_dm_requests += 1
+            self._bump()
+            await self._held_dms[recipient].wait()
+            if request.transport is None or request.transport.is_closing():
+                raise DiscordApiError(503, 0, "the sender went away while the DM was held")
         if guild_id is not None and not self.permissions_in(channel_id, self.bot_user_id) & SEND_MESSAGES:
             raise DiscordApiError(403, 50013, "Missing Permissions")
         body, files = await self._read_body(request)

@@ -331,12 +331,27 @@ class QueueStore:
         """Close the job when nothing of it is left to send. A job any of whose actions was cancelled
         (list deleted, unsubscribed) ends as cancelled, whichever send happened to finish it."""
         return batch.execute(
-            "UPDATE jobs SET finished_at = ?, pause_kind = NULL, pause_until = NULL, status = CASE WHEN EXISTS"
+            "UPDATE jobs SET finished_at = ?, summary_owed_at = ?, pause_kind = NULL, pause_until = NULL,"
+            " status = CASE WHEN EXISTS"
             " (SELECT 1 FROM actions WHERE job_id = ? AND status = 'cancelled') THEN 'cancelled' ELSE ? END"
             " WHERE id = ? AND status IN ('running', 'paused') AND NOT EXISTS"
             " (SELECT 1 FROM actions WHERE job_id = ? AND status IN ('pending', 'in_flight'))",
-            (now, job_id, status, job_id, job_id),
+            (now, now, job_id, status, job_id, job_id),
         )
+
+    async def summary_delivered(self, job_id: int) -> None:
+        """The job's summary reached Discord (or Discord will never take it): nothing is owed any more."""
+        await self.db.execute("UPDATE jobs SET summary_owed_at = NULL WHERE id = ?", (job_id,))
+
+    async def claim_owed_summaries(self, now: float, owed_since: float) -> list[int]:
+        """Closed jobs whose summary has been owed since `owed_since` or before, claimed for this process by
+        moving their mark to `now` (so that another process looking at the same moment does not send them too)."""
+        rows = await self.db.returning(
+            "UPDATE jobs SET summary_owed_at = ? WHERE summary_owed_at IS NOT NULL AND summary_owed_at <= ?"
+            " RETURNING id",
+            (now, owed_since),
+        )
+        return sorted(int(r["id"]) for r in rows)
 
     async def open_jobs_with_nothing_left(self, member_id: int | None = None) -> list[int]:
         """Jobs (of one member, when given) still running or paused although none of their actions is pending or
