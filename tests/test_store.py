@@ -16,7 +16,7 @@ import pytest
 
 from bot.sandbox.postgres import ThrowawayPostgres
 from bot.store import Batch, Database, Migration, SchemaTooNewError, Stores, bundled_migrations
-from bot.store.database import CHECKPOINT_EVERY_S, SQLITE, split_sql
+from bot.store.database import CHECKPOINT_EVERY_S, GROUP_MAX, SQLITE, split_sql
 from bot.store.lists import DuplicateListName
 from bot.store.mutes import CachedMute
 from bot.store.postgres import POSTGRESQL
@@ -203,6 +203,13 @@ async def test_small_batches_of_one_turn_of_the_loop_commit_together_and_each_ge
         assert answers == [False, True, False, False]  # "9" was muted already; the rest were not
         assert trips.inline_writes - before == 1
         assert all([await stores.mutes.holds(1, str(n)) for n in range(8, 12)])
+
+        # A group holds the loop while it runs: past GROUP_MAX batches, the rest of the turn forms the next one.
+        before = trips.inline_writes
+        many = await asyncio.gather(*(mute(6, str(n)) for n in range(GROUP_MAX + 6)))
+        assert many == [False] * (GROUP_MAX + 6)
+        assert trips.inline_writes - before == 2
+        assert await db.fetchval("SELECT count(*) FROM cached_mutes WHERE discord_user_id = 6") == GROUP_MAX + 6
 
         # One batch fails: the group's transaction rolls back, and each batch goes again alone.
         results = await asyncio.gather(mute(2, "1"), mute(2, "2", refused=True), mute(2, "3"),

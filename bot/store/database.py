@@ -15,9 +15,10 @@ SQLite allows one writer at a time but, in WAL mode, any number of concurrent re
   the same lookup 60 µs instead of 7), else through the loop's own read-only connection;
 - a small batch (a command's few rows) runs on the loop too, on the writer connection while its lock is held,
   for the same reason; a big one (an import, a refetched mute list) goes to the writer's thread;
-- the small batches written in one turn of the loop commit together (group commit): a commit's cost is mostly
-  the WAL pages it writes, the same few index pages for every /mute of a burst, so a burst's commands share one
-  commit instead of paying one each; a batch that fails takes only its own writer's command down;
+- the small batches written in one turn of the loop commit together (group commit), up to GROUP_MAX at a time:
+  a commit's cost is mostly the WAL pages it writes, the same few index pages for every /mute of a burst, so a
+  burst's commands share one commit instead of paying one each; a batch that fails takes only its own writer's
+  command down;
 - checkpoints (copying the WAL back into the file, with an fsync) never run on the loop: SQLite would run one
   inside every ~100th commit, 5-15 ms with the loop stopped. The writer's automatic checkpoints are off and a
   task runs them on a connection of their own, in its thread.
@@ -66,6 +67,8 @@ BUSY_TIMEOUT_MS = 5000
 # A peek never waits on the loop: if the file is busy (a checkpoint), it goes to a reader thread instead.
 PEEK_BUSY_TIMEOUT_S = 0.0
 INLINE_ROWS = 24  # a batch touching at most this many rows is written on the loop (see the module docstring)
+# At most this many batches commit together: a group runs on the loop, and 64 /mute batches hold it about 2 ms.
+GROUP_MAX = 64
 CHECKPOINT_EVERY_S = 0.5  # how often the checkpoint task copies committed WAL pages back into the file
 WAL_KEEP_BYTES = 64 * 1024 * 1024  # a WAL grown past this during a burst is cut back once it restarts
 
@@ -517,6 +520,8 @@ class SqliteDatabase(Database):
         self._next_reader = 0
         # Small batches written in the current turn of the loop, committed together at its end (`write`).
         self._group: list[tuple[Batch, asyncio.Future[None]]] | None = None
+        # Groups formed and not yet committed, by id (a group is a list: compared by identity, not contents).
+        self._waiting_groups: dict[int, list[tuple[Batch, asyncio.Future[None]]]] = {}
         self._group_tasks: set[asyncio.Task[None]] = set()
         self._writer_waits = True  # the writer's busy_timeout: BUSY_TIMEOUT_MS (its thread) or 0 (on the loop)
         self._checkpointer = checkpointer
@@ -580,7 +585,8 @@ class SqliteDatabase(Database):
             await asyncio.sleep(CHECKPOINT_EVERY_S)
 
     async def close(self) -> None:
-        self._commit_group()  # what is waiting for the end of this turn of the loop is written first
+        for group in list(self._waiting_groups.values()):  # what waits for the end of this turn is written first
+            self._commit_group(group)
         if self._group_tasks:
             await asyncio.gather(*self._group_tasks, return_exceptions=True)
         if self._checkpoints is not None:
@@ -635,10 +641,14 @@ class SqliteDatabase(Database):
         # transaction on the loop. A commit's cost is mostly its WAL pages (the same index pages for every
         # /mute of a burst), so a burst's commands share them instead of each writing its own.
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._group is None:
-            self._group = []
-            asyncio.get_running_loop().call_soon(self._commit_group)
-        self._group.append((batch, waiter))
+        group = self._group
+        if group is None:
+            group = self._group = []
+            self._waiting_groups[id(group)] = group
+            asyncio.get_running_loop().call_soon(self._commit_group, group)
+        group.append((batch, waiter))
+        if len(group) >= GROUP_MAX:  # later writers of this turn form the next group
+            self._group = None
         await waiter  # a writer cancelled before its group runs is left out of it, as if it had never asked
 
     async def _write_alone(self, batch: Batch) -> None:
@@ -650,10 +660,14 @@ class SqliteDatabase(Database):
                 results = await self._trip(self._writer, batch.statements, begin, write=True)
         batch._settle(results)
 
-    def _commit_group(self) -> None:
-        """Run the group formed during the last turn of the loop: at once when no transaction holds the writer,
+    def _commit_group(self, forming: list[tuple[Batch, asyncio.Future[None]]]) -> None:
+        """Run a group formed during the last turn of the loop: at once when no transaction holds the writer,
         else (or when another process holds the file) in a task that waits its turn."""
-        group, self._group = [(b, w) for b, w in self._group or [] if not w.cancelled()], None
+        if forming is self._group:
+            self._group = None
+        if self._waiting_groups.pop(id(forming), None) is None:
+            return  # already committed (by close, before this turn's end)
+        group = [(b, w) for b, w in forming if not w.cancelled()]
         if not group:
             return
         together = True
