@@ -43,12 +43,19 @@ class Side:
     sandbox: Sandbox
     members: list[Member]
     stop: Callable[[], Awaitable[None]]
+    pid: int
     sequential_ms: list[float] = field(default_factory=list)
     burst_per_s: list[float] = field(default_factory=list)
     ack_ms: list[float] = field(default_factory=list)
     answer_ms: list[float] = field(default_factory=list)
     deferred: int = 0
+    burst_cpu_s: float = 0.0  # the bot process's CPU time (user + system) over its bursts
     next_target: int = FIRST_TARGET
+
+    def cpu_seconds(self) -> float:
+        """CPU time the bot's process has used so far, from /proc (Linux)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def target(self) -> str:
         self.next_target += 1
@@ -79,16 +86,20 @@ async def start(label: str, kind: str, directory: Path, extra: dict[str, str]) -
         async def stop() -> None:
             process.terminate()
             await process.wait()
+
+        pid = process.pid
     else:
         bot = BotProcess(label, env, directory)
         await bot.start()
         stop = bot.stop
+        assert bot.process is not None
+        pid = bot.process.pid
     await sandbox.discord.wait_until_ready(timeout=60)
     await until(lambda: sandbox.discord.command_writes > 0, what=f"{label}'s slash commands", timeout=60)
     if kind != "floor":
         for i, member in enumerate(members, start=1):
             await sandbox.link(member, f"user{i}")
-    side = Side(label, sandbox, members, stop)
+    side = Side(label, sandbox, members, stop, pid)
     first = side.round_members(0)
     for n in range(WARM_UP):
         await first[n % BURST_MEMBERS].slash("mute", username=side.target())
@@ -108,10 +119,12 @@ async def sequential(side: Side, member: Member) -> None:
 async def burst(side: Side, r: int) -> None:
     members = side.round_members(r)
     targets = [side.target() for _ in range(BURST)]
+    cpu = side.cpu_seconds()
     started = time.perf_counter()
     replies = await asyncio.gather(*(members[n % BURST_MEMBERS].slash("mute", username=targets[n])
                                      for n in range(BURST)))
     elapsed = time.perf_counter() - started
+    side.burst_cpu_s += side.cpu_seconds() - cpu
     done = sum(1 for reply in replies if reply.embeds and reply.embeds[0]["title"] == "Muted on X")
     assert done == BURST, (side.label, done)
     side.burst_per_s.append(done / elapsed)
@@ -144,8 +157,11 @@ async def run() -> bool:
         print(f"  {side.label:<14} sequential median {median(side.sequential_ms):5.2f} ms, burst "
               f"{statistics.fmean(side.burst_per_s):7.1f}/s, first-ack p99 {percentile(side.ack_ms, 99):4.0f} ms, "
               f"answer p99 {percentile(side.answer_ms, 99):4.0f} ms, deferred {side.deferred} of "
-              f"{ROUNDS * BURST}")
+              f"{ROUNDS * BURST}, the bot's CPU {side.burst_cpu_s / (ROUNDS * BURST) * 1000:.2f} ms per /mute in "
+              f"the bursts")
     for label, value, against in (
+        ("the bot's CPU per /mute in the bursts (ms), mutebot / floor", mine.burst_cpu_s / (ROUNDS * BURST) * 1000,
+         floor.burst_cpu_s / (ROUNDS * BURST) * 1000),
         ("burst throughput, mutebot / floor", statistics.fmean(mine.burst_per_s), statistics.fmean(floor.burst_per_s)),
         ("burst first-ack p99, mutebot / floor", percentile(mine.ack_ms, 99), percentile(floor.ack_ms, 99)),
         ("burst answer p99, mutebot / floor", percentile(mine.answer_ms, 99), percentile(floor.answer_ms, 99)),
