@@ -516,15 +516,16 @@ async def test_processes_share_an_x_window_and_never_take_more_than_it_holds(dat
         await second.db.close()
 
 
-async def test_on_postgresql_one_statement_does_not_wait_for_this_processs_transaction(
+async def test_on_postgresql_writes_do_not_wait_for_this_processs_transaction(
     postgresql: ThrowawayPostgres,
 ) -> None:
-    """A lone write goes out at once (PostgreSQL's row locks order it), not behind the process's write lock: the
-    queue's claims and window reservations must not queue up behind another member's settlement."""
+    """A lone write, and a batch, go out at once (PostgreSQL's row locks order them), not behind the process's
+    write lock: the queue's claims and window reservations must not queue up behind another member's settlement,
+    nor a burst's /mute batches behind each other (each is a dozen exchanges with the server)."""
     db = await Database.open(await postgresql.new_database())
     try:
         await db.migrate()
-        await db.execute("INSERT INTO meta (key, value) VALUES ('a', '0'), ('b', '0')")
+        await db.execute("INSERT INTO meta (key, value) VALUES ('a', '0'), ('b', '0'), ('c', '0'), ('d', '0')")
         inside, release = asyncio.Event(), asyncio.Event()
 
         async def long_transaction() -> None:
@@ -538,10 +539,14 @@ async def test_on_postgresql_one_statement_does_not_wait_for_this_processs_trans
         try:
             async with asyncio.timeout(5):  # behind the process's write lock it would wait for `release`
                 assert await db.execute("UPDATE meta SET value = '2' WHERE key = 'b'") == 1
+                async with db.batch() as batch:
+                    batch.execute("UPDATE meta SET value = '3' WHERE key = 'c'")
+                    batch.execute("UPDATE meta SET value = '4' WHERE key = 'd'")
         finally:
             release.set()
             await holder
-        assert {r["key"]: r["value"] for r in await db.fetchall("SELECT key, value FROM meta")} == {"a": "1", "b": "2"}
+        assert {r["key"]: r["value"] for r in await db.fetchall("SELECT key, value FROM meta")} == {
+            "a": "1", "b": "2", "c": "3", "d": "4"}
     finally:
         await db.close()
 

@@ -321,10 +321,10 @@ class RoundTrips:
 class Database(ABC):
     """What every backend offers the stores (SQLite below, PostgreSQL in bot/store/postgres.py).
 
-    Writes, and reads inside a transaction, are serialised within the process by one asyncio lock, re-entrant
+    Transactions (and, on SQLite, every write) are serialised within the process by one asyncio lock, re-entrant
     within a task: SQLite allows one writer anyway, and on PostgreSQL it keeps a process's read-then-write
-    steps from interleaving exactly as they cannot on SQLite (a lone statement there needs no such turn: it
-    is atomic, and PostgreSQL's row locks order it)."""
+    steps from interleaving exactly as they cannot on SQLite (a write batch there needs no such turn: it has no
+    read a later write depends on, and PostgreSQL's row locks order it)."""
 
     dialect: Dialect
     location: str  # for messages: the file, or the URL without its password

@@ -3,8 +3,8 @@
 Chosen by a `postgresql://` DATABASE_URL. Everything the stores call behaves as on SQLite (bot/store/database.py):
 
 - a `Batch` goes out on one pooled connection, inside BEGIN ... COMMIT when it has several statements
-  (asyncpg sends each statement as its own exchange, so it is one visit rather than one message); a lone
-  statement goes out at once, without the process's write lock (row locks order it against everything else),
+  (asyncpg sends each statement as its own exchange, so it is one visit rather than one message), at once,
+  without the process's write lock (row locks order it against everything else, in this process and others),
   and a batch PostgreSQL ends to break a deadlock is sent again;
 - a `transaction()` keeps one pooled connection for its task, and takes a transaction-scoped advisory lock, so
   transactions of every process run one at a time, as SQLite's single writer does: the read-then-write steps
@@ -93,6 +93,15 @@ def _count(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing past what asyncpg always does (rolling back a transaction left open).
+
+    Its default sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release, one more
+    exchange with the server for every batch and read. mutebot leaves no session state on a pooled connection:
+    LISTEN and the migration's session lock have connections of their own, and locks taken by transactions are
+    transaction-scoped."""
+
+
 class PostgresDatabase(Database):
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         super().__init__()
@@ -110,7 +119,7 @@ class PostgresDatabase(Database):
     async def connect(cls, url: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> PostgresDatabase:
         """Raises DatabaseOpenError when there is no PostgreSQL to reach there, or it refuses us."""
         try:
-            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_keep_session)
         except (OSError, asyncpg.PostgresError, asyncpg.ClientConfigurationError) as exc:
             raise DatabaseOpenError("DATABASE_URL", f"cannot connect to PostgreSQL at {_server(url)}",
                                     _connect_problem(exc)) from None
@@ -189,12 +198,15 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
-        async with self._held(), self._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        # A session lock, so on a connection of its own: closing it releases the lock whatever happened, and
+        # no pooled connection ever carries session state (the pool does not reset them: `_keep_session`).
+        async with self._held():
+            conn = await asyncpg.connect(self._url)
             try:
+                await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+                await conn.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Batch]:
@@ -227,25 +239,25 @@ class PostgresDatabase(Database):
             batch._settle([])
             return
         self.round_trips.writes += 1
-        # One statement is atomic on its own, and goes out at once: PostgreSQL's row locks order it against
-        # anything running meanwhile, in this process or another. Several take this process's write lock, as
-        # on SQLite, so that two batches of this process never wait for each other's rows.
+        # A batch goes out at once, not behind this process's write lock: PostgreSQL's row locks order it against
+        # anything running meanwhile, in this process or another, as they already did across processes. (Behind
+        # the lock a burst's /mute batches, a dozen exchanges with the server each, went one at a time: 250-300
+        # /mute a second.) One statement is atomic on its own; several go inside BEGIN ... COMMIT.
         single = len(batch.statements) == 1
-        async with contextlib.nullcontext() if single else self._held():
-            for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
-                try:
-                    async with self._pool.acquire() as conn:
-                        if single:
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                async with self._pool.acquire() as conn:
+                    if single:
+                        results = await self._run(conn, batch.statements)
+                    else:
+                        async with conn.transaction():
                             results = await self._run(conn, batch.statements)
-                        else:
-                            async with conn.transaction():
-                                results = await self._run(conn, batch.statements)
-                    break
-                except asyncpg.DeadlockDetectedError:
-                    # PostgreSQL rolled the whole batch back: nothing of it happened, so it can go again.
-                    if attempt == DEADLOCK_ATTEMPTS:
-                        raise
-                    log.warning("a write batch was chosen to end a deadlock; sending it again")
+                break
+            except asyncpg.DeadlockDetectedError:
+                # PostgreSQL rolled the whole batch back: nothing of it happened, so it can go again.
+                if attempt == DEADLOCK_ATTEMPTS:
+                    raise
+                log.warning("a write batch was chosen to end a deadlock; sending it again")
         batch._settle(results)
 
     async def _flush(self, batch: Batch) -> None:
