@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import median, percentile
+from bench.bench_commands import linked_members
+from bench.common import median, percentile, reported
+from bench.floor import floor_members
 from bot.sandbox.harness import Sandbox
 from bot.sandbox.members import Member
 from bot.sandbox.polling import until
@@ -57,6 +59,10 @@ class Side:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    @property
+    def cpu_ms_per_mute(self) -> float:
+        return self.burst_cpu_s / (ROUNDS * BURST) * 1000
+
     def target(self) -> str:
         self.next_target += 1
         return f"user{self.next_target - 1}"
@@ -71,12 +77,9 @@ async def start(label: str, kind: str, directory: Path, extra: dict[str, str]) -
     sandbox = Sandbox(directory, x_users=X_USERS, check_discord_requests=False)
     await sandbox.start(with_bot=False)
     env = {**os.environ, **sandbox.environment(), "LOG_LEVEL": "WARNING", **extra}
-    members = [sandbox.member(f"member{i}") for i in range(1, MEMBERS + 1)]
+    members: list[Member] = []
     if kind == "floor":
-        tokens = {}
-        for i, member in enumerate(members, start=1):
-            token = sandbox.x.issue_token(f"user{i}")
-            tokens[str(member.id)] = (sandbox.x.user(f"user{i}").id, str(token["access_token"]))
+        members, tokens = floor_members(sandbox, MEMBERS)
         (directory / "tokens.json").write_text(json.dumps(tokens))
         env["FLOOR_TOKENS"] = str(directory / "tokens.json")
         with (directory / "floor.log").open("ab") as log:
@@ -97,8 +100,7 @@ async def start(label: str, kind: str, directory: Path, extra: dict[str, str]) -
     await sandbox.discord.wait_until_ready(timeout=60)
     await until(lambda: sandbox.discord.command_writes > 0, what=f"{label}'s slash commands", timeout=60)
     if kind != "floor":
-        for i, member in enumerate(members, start=1):
-            await sandbox.link(member, f"user{i}")
+        members = await linked_members(sandbox, 1, MEMBERS)
     side = Side(label, sandbox, members, stop, pid)
     first = side.round_members(0)
     for n in range(WARM_UP):
@@ -157,18 +159,17 @@ async def run() -> bool:
         print(f"  {side.label:<14} sequential median {median(side.sequential_ms):5.2f} ms, burst "
               f"{statistics.fmean(side.burst_per_s):7.1f}/s, first-ack p99 {percentile(side.ack_ms, 99):4.0f} ms, "
               f"answer p99 {percentile(side.answer_ms, 99):4.0f} ms, deferred {side.deferred} of "
-              f"{ROUNDS * BURST}, the bot's CPU {side.burst_cpu_s / (ROUNDS * BURST) * 1000:.2f} ms per /mute in "
+              f"{ROUNDS * BURST}, the bot's CPU {side.cpu_ms_per_mute:.2f} ms per /mute in "
               f"the bursts")
-    for label, value, against in (
-        ("the bot's CPU per /mute in the bursts (ms), mutebot / floor", mine.burst_cpu_s / (ROUNDS * BURST) * 1000,
-         floor.burst_cpu_s / (ROUNDS * BURST) * 1000),
+    reported(
+        ("the bot's CPU per /mute in the bursts (ms), mutebot / floor", mine.cpu_ms_per_mute, floor.cpu_ms_per_mute),
         ("burst throughput, mutebot / floor", statistics.fmean(mine.burst_per_s), statistics.fmean(floor.burst_per_s)),
         ("burst first-ack p99, mutebot / floor", percentile(mine.ack_ms, 99), percentile(floor.ack_ms, 99)),
         ("burst answer p99, mutebot / floor", percentile(mine.answer_ms, 99), percentile(floor.answer_ms, 99)),
         ("sequential median, mutebot / floor", median(mine.sequential_ms), median(floor.sequential_ms)),
         ("sequential median, mutebot / floor at once", median(mine.sequential_ms), median(at_once.sequential_ms)),
-    ):
-        print(f"  {label:<48} {value:9.2f} vs {against:9.2f}  ratio {value / against:.2f}")
+        width=60,
+    )
     return True
 
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bench.common import median, percentile, report, report_ratio
-from bench.floor import running_floor
+from bench.common import median, percentile, report, report_ratio, reported
+from bench.floor import floor_members, running_floor
 from bot import deadline
 from bot.discord_endpoints import point_discord_py_at
 from bot.memory import tune_collector
@@ -108,8 +108,7 @@ class Side:
         burst = self.bursts[which]
         jobs: list[Awaitable[Reply]] = []
         for n in range(BURST):  # targets new to this side in every round: no lookup is already cached
-            target = f"user{1000 + BURST * which + n}"
-            options = {"username": target} if command == "mute" else {}
+            options = {"username": f"user{1000 + BURST * which + n}"} if command == "mute" else {}
             jobs.append(burst[n % BURST_MEMBERS].slash(command, **options))
         started = time.perf_counter()
         replies = await asyncio.gather(*jobs)
@@ -140,12 +139,7 @@ async def floor_side(*, defer: bool = True) -> AsyncIterator[Side]:
     sandbox = Sandbox(x_users=X_USERS, check_discord_requests=False)
     await sandbox.start(with_bot=False)
     try:
-        count = SEQUENTIAL_MEMBERS + BURST_ROUNDS * BURST_MEMBERS
-        members = [sandbox.member(f"member{i}") for i in range(1, 1 + count)]
-        tokens = {}
-        for i, member in enumerate(members, start=1):
-            token = sandbox.x.issue_token(f"user{i}")
-            tokens[member.id] = (sandbox.x.user(f"user{i}").id, str(token["access_token"]))
+        members, tokens = floor_members(sandbox, SEQUENTIAL_MEMBERS + BURST_ROUNDS * BURST_MEMBERS)
         async with running_floor(sandbox, tokens, defer=defer):
             rest = members[SEQUENTIAL_MEMBERS:]
             yield Side(sandbox, members[:SEQUENTIAL_MEMBERS], _rounds(rest))
@@ -274,7 +268,7 @@ async def run() -> bool:
           f"{m.burst_deferred} of {sum(m.burst_completed)} in the burst (the rest answered at once)")
     b = other.run
     other_burst = statistics.fmean(b.burst_per_s)
-    _reported(  # mutebot answers one command at a time at once, and the other policy's bursts too
+    reported(  # mutebot answers one command at a time at once, and the other policy's bursts too
         ("burst first-ack p99, floor at once / floor (even the minimal bot, answering at once)",
          percentile(a.burst_ack_ms, 99), percentile(f.burst_ack_ms, 99)),
         ("sequential median, mutebot / floor at once", median(m.sequential_ms), median(a.sequential_ms)),
@@ -285,7 +279,7 @@ async def run() -> bool:
     print("mutebot's other policy, answering at once whatever the load (same run; "
           f"reported):\n  burst {other_burst:.1f}/s, ack p99 {percentile(b.burst_ack_ms, 99):.0f} ms, answer p99 "
           f"{percentile(b.burst_answer_ms, 99):.0f} ms; deferred {b.burst_deferred} of {sum(b.burst_completed)}")
-    _reported(
+    reported(
         ("burst throughput, other policy / floor", other_burst, floor_burst),
         ("burst first-ack p99, other policy / floor", percentile(b.burst_ack_ms, 99), percentile(f.burst_ack_ms, 99)),
         ("burst answer p99, other policy / floor", percentile(b.burst_answer_ms, 99),
@@ -293,11 +287,6 @@ async def run() -> bool:
         ("/mute : /status, other policy", other_burst, mine_status),
     )
     return ok
-
-
-def _reported(*lines: tuple[str, float, float]) -> None:
-    for label, value, floor_value in lines:
-        print(f"  {label:<82} {value:10.2f} vs {floor_value:10.2f}  ratio {value / floor_value:.2f}")
 
 
 def main() -> int:

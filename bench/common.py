@@ -33,3 +33,9 @@ def report_ratio(label: str, value: float, floor: float, limit: float, *, higher
     print(f"  [{'OK ' if ok else 'MISS'}] {label:<58} {value:10.2f} vs {floor:10.2f}  ratio {ratio:.2f} "
           f"target {'>=' if higher_is_better else '<='} {limit:g}")
     return ok
+
+
+def reported(*lines: tuple[str, float, float], width: int = 82) -> None:
+    """Measures against their floors, printed with their ratios and no target."""
+    for label, value, floor in lines:
+        print(f"  {label:<{width}} {value:10.2f} vs {floor:10.2f}  ratio {value / floor:.2f}")

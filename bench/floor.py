@@ -22,6 +22,7 @@ from discord import app_commands
 from bot.discord_endpoints import point_discord_py_at
 from bot.memory import tune_collector
 from bot.sandbox.harness import Sandbox
+from bot.sandbox.members import Member
 
 
 class FloorBot(discord.Client):
@@ -69,6 +70,17 @@ class FloorBot(discord.Client):
         if self.session is not None:
             await self.session.close()
         await super().close()
+
+
+def floor_members(sandbox: Sandbox, count: int) -> tuple[list[Member], dict[int, tuple[str, str]]]:
+    """`count` members (member1 ...), each with a token issued up front for the X account of the same number (user1
+    ...), as mutebot's members are linked: the floor's tokens by member id."""
+    members = [sandbox.member(f"member{i}") for i in range(1, count + 1)]
+    tokens = {}
+    for i, member in enumerate(members, start=1):
+        token = sandbox.x.issue_token(f"user{i}")
+        tokens[member.id] = (sandbox.x.user(f"user{i}").id, str(token["access_token"]))
+    return members, tokens
 
 
 @contextlib.asynccontextmanager
